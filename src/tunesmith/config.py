@@ -1,0 +1,217 @@
+"""The run config: one pydantic schema, read from YAML, flags and key=value overrides.
+
+A minimal config names the training file and, when they differ from the defaults,
+the columns; everything else has a default. Unknown keys are rejected with a
+did-you-mean, because a misspelt key silently ignored is a run wasted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunesmith.errors import UserError
+
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the examples come from and which columns hold what."""
+
+    train: Path
+    validation: Path | None = None
+    test: Path | None = None
+    format: DataFormat = "auto"
+    text_column: str = "text"
+    # The second text of a sentence pair (paraphrase, NLI); None for single texts.
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    # Names for the columns of a CSV/TSV file without a header line.
+    column_names: list[str] | None = None
+    # Fractions of train carved off (stratified, seeded) for splits not given as files.
+    validation_split: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_split: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # Train on a seeded random subset of this many rows (quick experiments).
+    max_train_rows: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> DataConfig:
+        if self.validation_split + self.test_split >= 1.0:
+            raise ValueError("validation_split + test_split must be below 1")
+        return self
+
+
+class TrainingConfig(_Section):
+    """The optimisation recipe."""
+
+    epochs: int = Field(default=3, gt=0)
+    # Stop after this many optimizer steps, whatever `epochs` says.
+    max_steps: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    eval_batch_size: int = Field(default=64, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    # Clip the global gradient norm to this; None turns clipping off.
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    max_length: int = Field(default=256, gt=1)
+    # Batch texts of similar length together so that padding wastes little compute.
+    group_by_length: bool = True
+    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_steps: int | None = Field(default=None, gt=0)
+    logging_steps: int = Field(default=50, gt=0)
+    # Stop after this many evaluations without improvement, then restore the best model.
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    # The validation metric that picks the best model; "loss" is lower-is-better.
+    metric_for_best: str = "accuracy"
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _steps_need_a_step_count(self) -> TrainingConfig:
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError('eval_strategy "steps" needs eval_steps (e.g. eval_steps: 500)')
+        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+            raise ValueError('early_stopping_patience needs evaluations: set eval_strategy to "epoch" or "steps"')
+        return self
+
+
+class RunConfig(_Section):
+    """Everything one run needs; saved fully resolved as <run>/config.yaml."""
+
+    name: str | None = None
+    # "minilm" (bundled, offline), a local folder, or a Hugging Face model id.
+    model: str = "minilm"
+    task: Literal["classification"] = "classification"
+    output_dir: Path | None = None
+    data: DataConfig
+    training: TrainingConfig = TrainingConfig()
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        train = self.data.train
+        stem = train.stem if train.suffix else train.name
+        parent = train.parent.name
+        return f"{parent}-{stem}" if parent and stem in {"train", "data"} else stem
+
+    def run_dir(self) -> Path:
+        return self.output_dir if self.output_dir is not None else Path("runs") / self.run_name()
+
+    def resolved(self) -> RunConfig:
+        """A copy with the name, output folder and data paths filled in and absolute."""
+        data = self.data.model_copy(
+            update={
+                split: getattr(self.data, split).resolve()
+                for split in ("train", "validation", "test")
+                if getattr(self.data, split) is not None
+            }
+        )
+        return self.model_copy(update={"name": self.run_name(), "output_dir": self.run_dir(), "data": data})
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    assignments: list[str] | None = None,
+) -> RunConfig:
+    """Build a RunConfig from a YAML file, then flag values, then key=value assignments."""
+    raw: dict[str, Any] = read_yaml(path) if path is not None else {}
+    for key, value in (overrides or {}).items():
+        set_dotted(raw, key, value)
+    for assignment in assignments or []:
+        key, value = parse_assignment(assignment)
+        set_dotted(raw, key, value)
+    source = str(path) if path is not None else "the command line"
+    return validate_config(raw, source)
+
+
+def validate_config(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise UserError(f"Invalid config in {source}: " + " ".join(problems)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"Config file {path} does not exist. Check the path, or pass the data with --data FILE.")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"Config file {path} is not UTF-8 text ({exc.reason}). Save it as UTF-8.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:
+            problem += f"; {context} that starts at line {start.line + 1}"
+        raise UserError(
+            f"Config file {path}{at}: not valid YAML ({problem}). Check the indentation and quoting there."
+        ) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UserError(
+            f"Config file {path} must hold a mapping of keys (model:, data:, training: ...), "
+            f"not a {type(loaded).__name__}."
+        )
+    return loaded
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f'Override "{text}" is not of the form key=value (e.g. training.epochs=2).')
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f'Cannot set "{dotted_key}": "{part}" is a value, not a section.')
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = [str(part) for part in error["loc"]]
+    dotted = ".".join(location) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        valid = sorted(_fields_at(location[:-1]))
+        guess = difflib.get_close_matches(location[-1], valid, n=1)
+        hint = f' Did you mean "{guess[0]}"?' if guess else ""
+        return f'Unknown key "{dotted}".{hint} Valid keys here: {", ".join(valid)}.'
+    if error["type"] == "missing":
+        hint = " It needs at least data.train, the training file (or pass --data FILE)." if dotted == "data" else ""
+        return f'Missing required key "{dotted}".{hint}'
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f'"{dotted}": {error["msg"]}{shown}.'
+
+
+def _fields_at(location: list[str]) -> set[str]:
+    model: type[BaseModel] = RunConfig
+    for part in location:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return set()
+        model = annotation
+    return set(model.model_fields)

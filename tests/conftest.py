@@ -1,0 +1,95 @@
+"""Shared fixtures: a tiny random BERT (seconds, not minutes), an isolated cache, data files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TUNESMITH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test with a message saying what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared benchmark data beside the checkout); not present here")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests never touch the network, and never share a tokenization cache with the user's.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-layer, 32-wide BERT with random weights and the real MiniLM tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from tunesmith.models.backbones import resolve
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        # No dropout: runs that differ only in batching must give the same numbers.
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+SENTIMENT_WORDS = {
+    "pos": ["great", "wonderful", "excellent", "lovely", "superb", "delightful"],
+    "neg": ["awful", "terrible", "horrible", "dreadful", "boring", "poor"],
+}
+
+
+def write_sentiment_csv(path: Path, rows_per_label: int = 40, seed: int = 0) -> Path:
+    """An easy, learnable two-class CSV: the label is carried by one sentiment word."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    fillers = ["the film was", "honestly a", "this book is", "what a", "the service felt", "our trip was"]
+    rows = []
+    for label, words in SENTIMENT_WORDS.items():
+        for i in range(rows_per_label):
+            rows.append((f"{rng.choice(fillers)} {rng.choice(words)} {'experience' if i % 2 else 'one'}", label))
+    rng.shuffle(rows)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path: Path) -> Path:
+    return write_sentiment_csv(tmp_path / "sentiment.csv")
+
+
+@pytest.fixture
+def tiny_config(tiny_model: str, sentiment_csv: Path, tmp_path: Path) -> dict:
+    """A config dict that trains the tiny model for a few seconds."""
+    return {
+        "model": tiny_model,
+        "output_dir": str(tmp_path / "run"),
+        "data": {"train": str(sentiment_csv)},
+        "training": {"epochs": 3, "batch_size": 8, "learning_rate": 2e-3, "logging_steps": 5, "warmup_ratio": 0.0},
+    }

@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from tunesmith.config import RunConfig, load_config, parse_assignment
+from tunesmith.errors import UserError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_yaml_fills_every_default(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "data:\n  train: data/train.csv\n"))
+    assert cfg.model == "minilm"
+    assert cfg.task == "classification"
+    assert cfg.data.text_column == "text" and cfg.data.label_column == "label"
+    assert cfg.training.epochs == 3 and cfg.training.learning_rate == 5e-5
+    assert cfg.run_dir() == Path("runs/data-train")
+
+
+def test_misspelt_key_is_rejected_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "data:\n  train: a.csv\n  text_colum: sentence\n")
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert 'Unknown key "data.text_colum"' in message
+    assert 'Did you mean "text_column"?' in message
+    assert "label_column" in message  # the valid keys are listed
+
+
+def test_misspelt_top_level_section(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match='Did you mean "training"'):
+        load_config(write(tmp_path, "data: {train: a.csv}\ntrainig: {epochs: 2}\n"))
+
+
+def test_wrong_type_names_the_field_and_value(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r'"training.epochs".*\'three\''):
+        load_config(write(tmp_path, "data: {train: a.csv}\ntraining: {epochs: three}\n"))
+
+
+def test_missing_train_file_key(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match='Missing required key "data".*data.train'):
+        load_config(write(tmp_path, "model: minilm\n"))
+    with pytest.raises(UserError, match='Missing required key "data.train"'):
+        load_config(write(tmp_path, "data: {text_column: t}\n"))
+
+
+def test_broken_yaml_points_at_the_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"line 3"):
+        load_config(write(tmp_path, "data:\n  train: a.csv\n  label: [unclosed\n"))
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="mapping of keys"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_flags_then_assignments_override_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "data: {train: a.csv}\ntraining: {epochs: 5, learning_rate: 1.0e-4}\n")
+    cfg = load_config(path, {"training.epochs": 2}, ["training.learning_rate=3e-5", "data.text_column=sentence"])
+    assert cfg.training.epochs == 2
+    assert cfg.training.learning_rate == pytest.approx(3e-5)
+    assert cfg.data.text_column == "sentence"
+
+
+def test_assignment_without_equals_is_an_error() -> None:
+    with pytest.raises(UserError, match="key=value"):
+        parse_assignment("=3")
+
+
+def test_split_fractions_must_leave_training_data() -> None:
+    with pytest.raises(UserError, match="validation_split \\+ test_split"):
+        load_config(None, {"data.train": "a.csv", "data.validation_split": 0.5, "data.test_split": 0.5})
+
+
+def test_steps_strategy_needs_a_step_count() -> None:
+    with pytest.raises(UserError, match="eval_steps"):
+        load_config(None, {"data.train": "a.csv", "training.eval_strategy": "steps"})
+
+
+def test_resolved_config_has_absolute_paths_and_a_name() -> None:
+    cfg = RunConfig.model_validate({"data": {"train": "sst2/train.tsv", "test": "sst2/test.tsv"}}).resolved()
+    assert cfg.data.train.is_absolute() and cfg.data.test.is_absolute()
+    assert cfg.name == "sst2-train"
+    assert cfg.output_dir == Path("runs/sst2-train")

@@ -1,0 +1,283 @@
+"""Read one data file into a Table of columns, remembering each row's source line.
+
+Real benchmark files are not clean RFC 4180: GLUE's TSVs hold bare double quotes
+that are text, not quoting (MRPC), while other TSVs quote the fields that contain a
+quote (AG News). So TSV is read line by line and a field is unquoted only when it
+is a complete, well-formed quoted field. CSV goes through the csv module.
+Every problem becomes a UserError naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserError, where
+
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass
+class Table:
+    """Columns of one file. `lines[i]` is where row i starts, for error messages."""
+
+    path: Path
+    columns: dict[str, list[Any]]
+    lines: list[int]
+    # "line" for text files, "row" for Parquet and saved datasets.
+    unit: str = "line"
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def locate(self, index: int, column: str | None = None) -> str:
+        """'file, line N, column "x"' for row `index`."""
+        if self.unit == "line":
+            return where(self.path, self.lines[index], column)
+        place = f"{self.path}, row {self.lines[index]}"
+        return f'{place}, column "{column}"' if column else place
+
+
+def detect_format(path: Path, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    if path.is_dir():
+        return "arrow"
+    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}. "
+            "Use .csv, .tsv, .jsonl or .parquet, or set data.format (csv, tsv, jsonl, parquet, arrow)."
+        )
+    return fmt
+
+
+def read_table(
+    path: Path,
+    fmt: str = "auto",
+    column_names: list[str] | None = None,
+    split: str = "train",
+) -> Table:
+    """Read a file (or a `save_to_disk` folder, taking `split` from a DatasetDict)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
+    fmt = detect_format(path, fmt)
+    if fmt == "arrow":
+        return _read_saved_dataset(path, split)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; data.format {fmt} needs a file.")
+    if fmt == "parquet":
+        return _read_parquet(path)
+    text = _decode(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path, text)
+    delimiter = "\t" if fmt == "tsv" else ","
+    return _read_delimited(path, text, delimiter, column_names)
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise UserError(
+            f"{where(path, line)}: contains a NUL byte, so this looks like a binary file, "
+            "not text. Export the data as UTF-8 CSV, TSV or JSONL."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+        raise UserError(
+            f"{where(path, line)}, character {column}: byte 0x{data[offset]:02x} is not valid UTF-8. "
+            "Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.tsv > out.tsv`)."
+        ) from None
+
+
+def _split_lines(text: str) -> list[str]:
+    # Only \n separates records: str.splitlines would also split on \x0b, \x1c, \u2028 ... inside texts.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _unquote(field: str) -> str:
+    """Undo CSV quoting only where the whole field is one well-formed quoted value."""
+    if len(field) >= 2 and field[0] == '"' and field[-1] == '"':
+        inner = field[1:-1]
+        if '"' not in inner.replace('""', ""):
+            return inner.replace('""', '"')
+    return field
+
+
+def _read_delimited(path: Path, text: str, delimiter: str, column_names: list[str] | None) -> Table:
+    records = _tsv_records(text) if delimiter == "\t" else _csv_records(path, text)
+    if column_names is None:
+        if not records:
+            raise UserError(f"{path}: the file is empty; it needs a header line and at least one row.")
+        _, header = records.pop(0)
+        header = [name.strip() for name in header]
+    else:
+        header = list(column_names)
+    _check_header(path, header)
+    columns: dict[str, list[Any]] = {name: [] for name in header}
+    lines: list[int] = []
+    for line, fields in records:
+        if len(fields) != len(header):
+            kind = "tab" if delimiter == "\t" else "comma"
+            raise UserError(
+                f"{where(path, line)}: {len(fields)} fields, but the header has {len(header)} "
+                f"({', '.join(header)}). A {kind} inside a text must be quoted, "
+                "or the row is missing a value."
+            )
+        for name, value in zip(header, fields, strict=True):
+            columns[name].append(value)
+        lines.append(line)
+    return Table(path, columns, lines)
+
+
+def _tsv_records(text: str) -> list[tuple[int, list[str]]]:
+    return [
+        (number, [_unquote(field) for field in line.split("\t")])
+        for number, line in enumerate(_split_lines(text), start=1)
+        if line.strip()
+    ]
+
+
+def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = []
+    start = 1
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                records.append((start, fields))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UserError(
+            f"{where(path, reader.line_num)}: malformed CSV ({exc}). "
+            'A field containing a quote must be quoted as a whole, with inner quotes doubled ("").'
+        ) from None
+    return records
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"{where(path, 1)}: the header names column {name!r} twice. Rename one of them.")
+        seen.add(name)
+
+
+def _read_jsonl(path: Path, text: str) -> Table:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return _read_json_array(path, text)
+    columns: dict[str, list[Any]] = {}
+    lines: list[int] = []
+    for number, line in enumerate(_split_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f"{where(path, number)}, character {exc.colno}: not valid JSON ({exc.msg}). "
+                "JSONL needs one complete JSON object per line."
+            ) from None
+        _add_record(path, number, record, columns, len(lines))
+        lines.append(number)
+    return Table(path, columns, lines)
+
+
+def _read_json_array(path: Path, text: str) -> Table:
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where(path, exc.lineno)}, character {exc.colno}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(records, list):
+        raise UserError(f"{path}: expected a JSON list of objects or JSONL (one object per line).")
+    columns: dict[str, list[Any]] = {}
+    for index, record in enumerate(records):
+        _add_record(path, index + 1, record, columns, index)
+    return Table(path, columns, list(range(1, len(records) + 1)), unit="row")
+
+
+def _add_record(path: Path, line: int, record: Any, columns: dict[str, list[Any]], row: int) -> None:
+    if not isinstance(record, dict):
+        raise UserError(
+            f'{where(path, line)}: expected a JSON object like {{"text": ..., "label": ...}}, '
+            f"got a {type(record).__name__}."
+        )
+    for key in record.keys() - columns.keys():
+        columns[key] = [None] * row  # a key first seen late is missing from earlier rows
+    for key, values in columns.items():
+        values.append(record.get(key))
+
+
+def _read_parquet(path: Path) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        columns = pq.read_table(path).to_pydict()
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{path}: cannot read as Parquet ({exc}). Is it really a .parquet file?") from None
+    rows = len(next(iter(columns.values()), []))
+    return Table(path, columns, list(range(1, rows + 1)), unit="row")
+
+
+def _read_saved_dataset(path: Path, split: str) -> Table:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise UserError(
+            f"{path}: not a folder written by datasets' save_to_disk ({exc}). "
+            "Point data.train at such a folder or at a data file."
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise UserError(
+                f"{path}: the saved DatasetDict has no {split!r} split (it has: {', '.join(loaded)}). "
+                "Pass that split as a separate file or save it under this name."
+            )
+        loaded = loaded[split]
+    columns = loaded.to_dict()
+    for name, feature in loaded.features.items():
+        # Saved datasets often store class ids with their names in a ClassLabel feature.
+        if isinstance(feature, datasets.ClassLabel):
+            columns[name] = [feature.int2str(v) if v is not None and v >= 0 else None for v in columns[name]]
+    return Table(path, columns, list(range(1, len(loaded) + 1)), unit="row")
+
+
+def saved_splits(path: Path) -> list[str]:
+    """The split names of a `save_to_disk` DatasetDict folder, or [] for anything else."""
+    dict_file = Path(path) / "dataset_dict.json"
+    if not dict_file.is_file():
+        return []
+    return list(json.loads(dict_file.read_text()).get("splits", []))
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,137 @@
+"""Turn the configured files into train/validation/test `datasets.Dataset`s.
+
+Each split keeps the columns `text` (and `text_pair`), `label` as read, and `line`,
+the source line of every example, so that later stages can point at the exact row.
+Labels are not interpreted here: that is the task's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+from sklearn.model_selection import train_test_split
+
+from tunesmith.config import DataConfig
+from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
+from tunesmith.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class LoadedData:
+    splits: datasets.DatasetDict
+    # The file each split came from; carved splits point at the training file.
+    sources: dict[str, Path] = field(default_factory=dict)
+
+
+def load_splits(cfg: DataConfig, seed: int) -> LoadedData:
+    files = _split_files(cfg)
+    splits: dict[str, datasets.Dataset] = {}
+    sources: dict[str, Path] = {}
+    for split, path in files.items():
+        table = read_table(path, cfg.format, cfg.column_names, split=split)
+        splits[split] = select_columns(table, cfg)
+        sources[split] = path
+    train = splits["train"]
+    if cfg.max_train_rows is not None and cfg.max_train_rows < len(train):
+        train = train.shuffle(seed=seed).select(range(cfg.max_train_rows))
+    total = len(train)
+    for split, fraction in (("test", cfg.test_split), ("validation", cfg.validation_split)):
+        if split not in splits and fraction > 0:
+            # Fractions are of the whole training file, whatever was carved before.
+            train, splits[split] = carve(train, max(1, round(fraction * total)), seed)
+            sources[split] = sources["train"]
+    splits["train"] = train
+    if len(train) == 0:
+        raise UserError(f"{sources['train']}: no training rows left after carving the splits.")
+    return LoadedData(datasets.DatasetDict(splits), sources)
+
+
+def _split_files(cfg: DataConfig) -> dict[str, Path]:
+    files = {"train": cfg.train}
+    given = {"validation": cfg.validation, "test": cfg.test}
+    # A saved DatasetDict brings its own validation/test splits unless files are given.
+    inside = saved_splits(cfg.train)
+    aliases = {"validation": ("validation", "dev", "valid"), "test": ("test",)}
+    for split, path in given.items():
+        if path is not None:
+            files[split] = path
+        elif any(name in inside for name in aliases[split]):
+            files[split] = cfg.train
+    return files
+
+
+def select_columns(table: Table, cfg: DataConfig) -> datasets.Dataset:
+    wanted = {"text": cfg.text_column, "label": cfg.label_column}
+    if cfg.text_pair_column:
+        wanted["text_pair"] = cfg.text_pair_column
+    for key, column in wanted.items():
+        if column not in table.columns:
+            raise UserError(_missing_column_message(table, column, key))
+    if len(table) == 0:
+        raise UserError(f"{table.path}: no data rows (only a header, or an empty file). Add examples.")
+    columns: dict[str, list[Any]] = {"text": _texts(table, cfg.text_column)}
+    if cfg.text_pair_column:
+        columns["text_pair"] = _texts(table, cfg.text_pair_column)
+    columns["label"] = _labels(table, cfg.label_column)
+    columns["line"] = table.lines
+    return datasets.Dataset.from_dict(columns)
+
+
+def _missing_column_message(table: Table, column: str, key: str) -> str:
+    found = list(table.columns)
+    setting = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}[key]
+    message = (
+        f'{table.path}: no column "{column}" (data.{setting}). '
+        f"Columns found: {', '.join(repr(c) for c in found) or 'none'}. "
+        f"Set data.{setting} (or --{setting.replace('_', '-')}) to one of them"
+    )
+    if len(found) == 1 and ("\t" in found[0] or "," in found[0]):
+        message += "; the header holds a delimiter, so the file may be TSV read as CSV or vice versa (set data.format)"
+    elif table.unit == "line":
+        message += ", or give data.column_names if the file has no header line"
+    return message + "."
+
+
+def _texts(table: Table, column: str) -> list[str]:
+    values = table.columns[column]
+    for index, value in enumerate(values):
+        if is_missing(value) or not isinstance(value, str) or not value.strip():
+            shown = "missing" if is_missing(value) else ("empty" if isinstance(value, str) else repr(value))
+            raise UserError(
+                f"{table.locate(index, column)}: the text is {shown}. "
+                "Every example needs a non-empty text: fill it in or remove the row."
+            )
+    return values
+
+
+def _labels(table: Table, column: str) -> list[Any]:
+    values = table.columns[column]
+    for index, value in enumerate(values):
+        if is_missing(value) or (isinstance(value, str) and not value.strip()):
+            raise UserError(f"{table.locate(index, column)}: the label is missing. Label every row or remove it.")
+    # Arrow needs one type per column; labels are interpreted by the task later.
+    if len({type(v) for v in values}) > 1:
+        return [str(v) for v in values]
+    return values
+
+
+def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Split off `size` rows of train, stratified by label when every label has two examples."""
+    labels = [str(label) for label in train["label"]]
+    indices = list(range(len(train)))
+    if size >= len(indices):
+        raise UserError(
+            f"Only {len(indices)} training rows left: too few to carve a split of {size} rows. "
+            "Add data, give validation/test files, or set data.validation_split / data.test_split to 0."
+        )
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    stratify = labels if min(counts.values()) >= 2 and size >= len(counts) else None
+    keep, held = train_test_split(indices, test_size=size, random_state=seed, stratify=stratify)
+    return train.select(sorted(keep)), train.select(sorted(held))

@@ -1,0 +1,95 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tunesmith.config import DataConfig
+from tunesmith.data.splits import load_splits
+from tunesmith.errors import UserError
+
+
+def write_csv(tmp_path: Path, rows: list[tuple[str, str]], name: str = "train.csv", header: str = "text,label") -> Path:
+    path = tmp_path / name
+    path.write_text(header + "\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    return path
+
+
+def balanced_rows(per_label: int = 50) -> list[tuple[str, str]]:
+    return [(f"example {label} {i}", label) for label in ("a", "b", "c", "d") for i in range(per_label)]
+
+
+def test_only_train_is_split_stratified_and_seeded(tmp_path: Path) -> None:
+    cfg = DataConfig(train=write_csv(tmp_path, balanced_rows()))
+    loaded = load_splits(cfg, seed=1)
+    sizes = {name: len(split) for name, split in loaded.splits.items()}
+    assert sizes == {"train": 160, "test": 20, "validation": 20}
+    for name in ("validation", "test"):
+        assert Counter(loaded.splits[name]["label"]) == {"a": 5, "b": 5, "c": 5, "d": 5}
+    assert load_splits(cfg, seed=1).splits["test"]["text"] == loaded.splits["test"]["text"]
+    assert load_splits(cfg, seed=2).splits["test"]["text"] != loaded.splits["test"]["text"]
+    seen = [text for split in loaded.splits.values() for text in split["text"]]
+    assert len(seen) == len(set(seen)) == 200  # the splits are disjoint and cover everything
+
+
+def test_given_files_are_not_carved(tmp_path: Path) -> None:
+    train = write_csv(tmp_path, balanced_rows())
+    dev = write_csv(tmp_path, [("dev text", "a")], "dev.csv")
+    cfg = DataConfig(train=train, validation=dev, test_split=0.0)
+    loaded = load_splits(cfg, seed=0)
+    assert set(loaded.splits) == {"train", "validation"}
+    assert len(loaded.splits["train"]) == 200
+    assert loaded.sources["validation"] == dev
+
+
+def test_max_train_rows_takes_a_seeded_subset(tmp_path: Path) -> None:
+    cfg = DataConfig(train=write_csv(tmp_path, balanced_rows()), max_train_rows=40, validation_split=0, test_split=0)
+    first = load_splits(cfg, seed=3).splits["train"]
+    assert len(first) == 40
+    assert first["text"] == load_splits(cfg, seed=3).splits["train"]["text"]
+
+
+def test_source_lines_travel_with_the_rows(tmp_path: Path) -> None:
+    cfg = DataConfig(train=write_csv(tmp_path, balanced_rows(5)), validation_split=0, test_split=0)
+    train = load_splits(cfg, seed=0).splits["train"]
+    assert train["line"] == list(range(2, 22))
+
+
+def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [("x", "a")], header="sentence,label")
+    with pytest.raises(UserError) as error:
+        load_splits(DataConfig(train=path), seed=0)
+    message = str(error.value)
+    assert 'no column "text"' in message and "'sentence', 'label'" in message and "--text-column" in message
+
+
+def test_tsv_read_as_csv_gets_a_delimiter_hint(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("text\tlabel\nhello\ta\n")
+    with pytest.raises(UserError, match="TSV read as CSV"):
+        load_splits(DataConfig(train=path), seed=0)
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_text_names_the_line(tmp_path: Path, text: str) -> None:
+    rows = [("fine", "a"), (text, "b"), ("also fine", "a")]
+    path = write_csv(tmp_path, rows)
+    with pytest.raises(UserError, match=r'train.csv, line 3, column "text": the text is empty'):
+        load_splits(DataConfig(train=path), seed=0)
+
+
+def test_missing_label_names_the_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [("fine", "a"), ("no label", "")])
+    with pytest.raises(UserError, match=r"line 3, column \"label\": the label is missing"):
+        load_splits(DataConfig(train=path), seed=0)
+
+
+def test_header_only_file(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [])
+    with pytest.raises(UserError, match="no data rows"):
+        load_splits(DataConfig(train=path), seed=0)
+
+
+def test_too_few_rows_to_carve(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [("one", "a")])
+    with pytest.raises(UserError, match="too few to carve"):
+        load_splits(DataConfig(train=path), seed=0)

@@ -1,0 +1,83 @@
+"""Batches with little padding: length-grouped shuffling for training, sorted for evaluation.
+
+Padding is dynamic (to the longest sequence of each batch), so the order of examples
+decides how much compute is wasted on pad tokens. Grouping by length inside shuffled
+"mega-batches" keeps most of the randomness of a plain shuffle while making the
+batches nearly uniform in length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import datasets
+import torch
+from torch.utils.data import DataLoader, Sampler
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# How many batches one mega-batch holds before it is sorted by length.
+MEGA_BATCH_FACTOR = 50
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Seeded shuffle, sorted by length within mega-batches, then the batches shuffled."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        if not self.group_by_length:
+            yield from self._chunks(order)
+            return
+        mega = self.batch_size * MEGA_BATCH_FACTOR
+        batches = []
+        for start in range(0, len(order), mega):
+            group = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])
+            batches.extend(self._chunks(group))
+        for index in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[index]
+
+    def _chunks(self, indices: list[int]) -> list[list[int]]:
+        return [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+
+
+def model_columns(split: datasets.Dataset) -> datasets.Dataset:
+    """Only what the model and the loss read: token ids and the target."""
+    keep = [name for name in (*MODEL_INPUTS, "labels") if name in split.column_names]
+    return split.select_columns(keep)
+
+
+def train_loader(
+    split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int, group_by_length: bool
+) -> tuple[DataLoader, LengthGroupedBatchSampler]:
+    sampler = LengthGroupedBatchSampler(split["length"], batch_size, seed, group_by_length)
+    loader = DataLoader(model_columns(split), batch_sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+    return loader, sampler
+
+
+def eval_loader(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> DataLoader:
+    """Longest first, so padding is minimal and an out-of-memory error shows up at once."""
+    order = None
+    if "length" in split.column_names:
+        lengths = split["length"]
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return DataLoader(
+        model_columns(split),
+        batch_size=batch_size,
+        sampler=order,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+    )

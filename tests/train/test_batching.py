@@ -1,0 +1,35 @@
+import random
+import statistics
+
+from tunesmith.train.batching import LengthGroupedBatchSampler
+
+
+def lengths(n: int = 1000, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(3, 120) for _ in range(n)]
+
+
+def within_batch_spread(sampler: LengthGroupedBatchSampler) -> float:
+    return statistics.mean(max(sampler.lengths[i] for i in b) - min(sampler.lengths[i] for i in b) for b in sampler)
+
+
+def test_every_example_once_per_epoch() -> None:
+    sampler = LengthGroupedBatchSampler(lengths(1003), batch_size=32, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 32
+    assert sorted(i for batch in batches for i in batch) == list(range(1003))
+
+
+def test_grouping_cuts_padding() -> None:
+    grouped = LengthGroupedBatchSampler(lengths(), batch_size=32, seed=0)
+    plain = LengthGroupedBatchSampler(lengths(), batch_size=32, seed=0, group_by_length=False)
+    assert within_batch_spread(grouped) < within_batch_spread(plain) / 5
+
+
+def test_seeded_per_epoch() -> None:
+    first = LengthGroupedBatchSampler(lengths(), batch_size=16, seed=7)
+    second = LengthGroupedBatchSampler(lengths(), batch_size=16, seed=7)
+    assert list(first) == list(second)
+    epoch_zero = list(first)
+    first.set_epoch(1)
+    assert list(first) != epoch_zero

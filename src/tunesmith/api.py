@@ -1,0 +1,138 @@
+"""Python API: `finetune(config) -> Run` and `load(run_dir) -> Predictor`.
+
+`finetune` is the whole path of one run, top to bottom: config, data, labels,
+model, training, evaluation, run folder. Every check on the user's input happens
+before the run folder is created, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from tunesmith.config import RunConfig, load_config, validate_config
+from tunesmith.data.splits import load_splits
+from tunesmith.errors import UserError
+from tunesmith.evaluate import report
+from tunesmith.models.backbones import check_loadable, load_tokenizer
+from tunesmith.predictor import Predictor
+from tunesmith.runs import RunFolder
+from tunesmith.tasks import get_task
+from tunesmith.tasks.encoding import count_truncated, tokenize
+from tunesmith.train.batching import eval_loader
+from tunesmith.train.loop import evaluate, fit, scalars
+from tunesmith.train.measure import parameter_counts, peak_memory_mb
+
+
+@dataclass
+class Run:
+    """A finished run: where it lives and what it measured."""
+
+    path: Path
+    config: RunConfig
+    metrics: dict[str, Any]
+
+    def predictor(self) -> Predictor:
+        return Predictor.from_run(self.path)
+
+
+def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> Run:
+    """Fine-tune, evaluate and save one run; returns it when it has finished."""
+    cfg = _as_config(config)
+    task = get_task(cfg.task)
+    if cfg.training.metric_for_best not in task.METRIC_NAMES:
+        raise UserError(
+            f'training.metric_for_best "{cfg.training.metric_for_best}" is not a {cfg.task} metric. '
+            f"Choose one of: {', '.join(task.METRIC_NAMES)}."
+        )
+    training = cfg.training
+    accelerator = Accelerator(gradient_accumulation_steps=training.gradient_accumulation_steps)
+
+    data = load_splits(cfg.data, training.seed)
+    names = task.label_names(data.splits["train"], data.sources["train"])
+    splits = {name: task.encode_labels(split, names, data.sources[name]) for name, split in data.splits.items()}
+    backbone = check_loadable(cfg.model)
+    tokenizer = load_tokenizer(backbone)
+
+    run = RunFolder.create(cfg.run_dir(), overwrite) if accelerator.is_main_process else RunFolder(cfg.run_dir())
+    accelerator.wait_for_everyone()
+    write = accelerator.is_main_process
+    try:
+        if write:
+            run.set_status("running")
+            run.write_yaml("config.yaml", cfg.resolved().model_dump(mode="json"))
+            run.write_json("labels.json", names)
+        encoded = {name: tokenize(split, tokenizer, training.max_length) for name, split in splits.items()}
+        set_seed(training.seed)
+        model = task.load_model(backbone, names)
+        model, summary = fit(
+            model,
+            encoded["train"],
+            encoded.get("validation"),
+            tokenizer,
+            task,
+            names,
+            training,
+            accelerator,
+            log=run.append_history if write else _ignore,
+        )
+        metrics: dict[str, Any] = {}
+        for name in ("validation", "test"):
+            if name in encoded:
+                loader = accelerator.prepare(eval_loader(encoded[name], tokenizer, training.eval_batch_size))
+                metrics[name] = evaluate(model, loader, accelerator, task, names)
+        metrics["training"] = {
+            "steps": summary.steps,
+            "epochs": summary.epochs,
+            "train_time_s": round(summary.train_time_s, 3),
+            "samples_per_s": round(summary.samples_per_s, 2),
+            "tokens_per_s": round(summary.tokens_per_s, 1),
+            "peak_memory_mb": round(peak_memory_mb(accelerator.device), 1),
+            **parameter_counts(model),
+            "best_step": summary.best_step,
+            "best_metric": summary.best_metric,
+            "stopped_early": summary.stopped_early,
+            "examples": {name: len(split) for name, split in encoded.items()},
+            "truncated": {name: count_truncated(split, training.max_length) for name, split in encoded.items()},
+            "processes": accelerator.num_processes,
+        }
+        if write:
+            model.save_pretrained(run.path / "model", safe_serialization=True)
+            tokenizer.save_pretrained(run.path / "model")
+            for name in ("validation", "test"):
+                if name in metrics:
+                    run.append_history({"split": name, "final": True, "step": summary.steps, **scalars(metrics[name])})
+            run.write_json("metrics.json", metrics)
+            run.write_text("report.md", report.render(cfg.run_name(), cfg.model, metrics, names))
+            run.set_status("finished")
+    except KeyboardInterrupt:
+        if write:
+            run.set_status("interrupted")
+        raise
+    except BaseException as exc:
+        if write:
+            run.set_status("failed", error=str(exc) or type(exc).__name__)
+        raise
+    accelerator.wait_for_everyone()
+    return Run(run.path, cfg, metrics)
+
+
+def load(run_dir: str | Path) -> Predictor:
+    """A predictor for a finished run folder (or any folder with model/ and labels.json)."""
+    return Predictor.from_run(Path(run_dir))
+
+
+def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return validate_config(config, "the config dict")
+    return load_config(Path(config))
+
+
+def _ignore(record: dict[str, Any]) -> None:
+    pass

@@ -1,0 +1,293 @@
+"""The `tunesmith` command: train, evaluate, predict, demo.
+
+Bad input ends in one paragraph on stderr and exit code 2; a traceback is shown only
+with --debug, because a traceback for a typo in a column name helps nobody.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserError
+
+EXAMPLES = """examples:
+  tunesmith train --data train.csv --text-column text --label-column label
+  tunesmith train configs/sst2.yaml training.epochs=1 training.learning_rate=3e-5
+  tunesmith evaluate runs/sst2-train --data dev.tsv
+  tunesmith predict runs/sst2-train --text "a gorgeous, witty film"
+"""
+
+# Flags of `train` and the config keys they set.
+TRAIN_FLAGS = {
+    "data": "data.train",
+    "validation": "data.validation",
+    "test": "data.test",
+    "text_column": "data.text_column",
+    "text_pair_column": "data.text_pair_column",
+    "label_column": "data.label_column",
+    "format": "data.format",
+    "max_train_rows": "data.max_train_rows",
+    "model": "model",
+    "name": "name",
+    "output_dir": "output_dir",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "max_length": "training.max_length",
+    "seed": "training.seed",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser = argparse.ArgumentParser(
+        prog="tunesmith",
+        description="Fine-tune pretrained language models, offline by default.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"tunesmith {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        parents=[common],
+        help="fine-tune a model and write a run folder",
+        description="Fine-tune a model from a YAML config, flags, or both (flags win, then key=value). "
+        "Relative paths start from the current folder.",
+        epilog="example: tunesmith train --data train.csv --validation dev.csv --epochs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "items",
+        nargs="*",
+        metavar="CONFIG|KEY=VALUE",
+        help="a YAML config file and/or overrides such as training.epochs=2",
+    )
+    data = train.add_argument_group("data")
+    data.add_argument("--data", metavar="FILE", help="training file (CSV, TSV, JSONL, Parquet, or save_to_disk folder)")
+    data.add_argument("--validation", metavar="FILE", help="validation file (default: 10%% of train, stratified)")
+    data.add_argument("--test", metavar="FILE", help="test file (default: 10%% of train, stratified)")
+    data.add_argument("--text-column", metavar="NAME", help='column holding the text (default "text")')
+    data.add_argument("--text-pair-column", metavar="NAME", help="column holding a second text, for sentence pairs")
+    data.add_argument("--label-column", metavar="NAME", help='column holding the label (default "label")')
+    data.add_argument(
+        "--format",
+        choices=["auto", "csv", "tsv", "jsonl", "parquet", "arrow"],
+        help="file format (default: from the extension)",
+    )
+    data.add_argument("--max-train-rows", type=int, metavar="N", help="train on a seeded random subset of N rows")
+    run = train.add_argument_group("model and run")
+    run.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        help='"minilm" (bundled, default), a local model folder, or a Hugging Face id',
+    )
+    run.add_argument("--name", help="run name (default: from the config or data file name)")
+    run.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<name>)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    hyper = train.add_argument_group("training")
+    hyper.add_argument("--epochs", type=int, metavar="N")
+    hyper.add_argument("--batch-size", type=int, metavar="N")
+    hyper.add_argument("--learning-rate", type=float, metavar="LR")
+    hyper.add_argument("--max-length", type=int, metavar="TOKENS")
+    hyper.add_argument("--seed", type=int)
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[common],
+        help="score a finished run on a labelled file",
+        description="Score a finished run on a labelled file read with the run's column settings.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--data", required=True, metavar="FILE", help="labelled file to score")
+    evaluate.add_argument("--output", metavar="FILE", help="also write the metrics as JSON here")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        parents=[common],
+        help="predict labels for texts",
+        description="Predict labels and probabilities with a finished run.",
+    )
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    source.add_argument("--input", metavar="FILE", help="a file of texts (same formats as training data)")
+    predict.add_argument("--text-column", metavar="NAME", help="text column of --input (default: the run's)")
+    predict.add_argument("--output", metavar="FILE", help="write predictions here (.csv, else JSON lines)")
+    predict.set_defaults(handler=run_predict)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="fine-tune the bundled model on the bundled demo data",
+        description="Fine-tune the bundled MiniLM on 360 bundled customer-support messages (8 intents) "
+        "and print test metrics. Replaces runs/demo.",
+    )
+    demo.add_argument("--output-dir", default="runs/demo", metavar="DIR")
+    demo.set_defaults(handler=run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        args.handler(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return UserError.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in tunesmith, not in your input; rerun with --debug for the traceback.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from tunesmith.api import finetune
+    from tunesmith.config import load_config
+
+    config_path, assignments = _split_items(args.items)
+    flags = {TRAIN_FLAGS[key]: value for key, value in vars(args).items() if key in TRAIN_FLAGS and value is not None}
+    if config_path is None and "data.train" not in flags:
+        raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
+    cfg = load_config(config_path, flags, assignments)
+    run = finetune(cfg, overwrite=args.overwrite)
+    _print_summary(run.path, run.metrics)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from tunesmith.api import finetune
+    from tunesmith.config import RunConfig
+
+    data = resources.files("tunesmith.data") / "demo" / "support_tickets.csv"
+    cfg = RunConfig.model_validate(
+        {
+            "name": "demo",
+            "output_dir": args.output_dir,
+            "data": {"train": str(data), "label_column": "intent"},
+            "training": {"epochs": 8, "batch_size": 16, "learning_rate": 1e-4},
+        }
+    )
+    print(f"Fine-tuning the bundled MiniLM on {data.name} (360 support messages, 8 intents)...")
+    run = finetune(cfg, overwrite=True)
+    _print_summary(run.path, run.metrics)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from tunesmith.api import load
+
+    metrics = load(args.run_dir).evaluate(Path(args.data))
+    _print_table({"metrics": metrics})
+    if args.output:
+        _write_output(Path(args.output), json.dumps(metrics, indent=2) + "\n")
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from tunesmith.api import load
+
+    predictor = load(args.run_dir)
+    if args.text:
+        texts, pairs = args.text, None
+    else:
+        texts, pairs = predictor.read_texts(Path(args.input), args.text_column)
+    results = predictor.predict(texts, pairs)
+    if args.output:
+        _write_output(Path(args.output), _format_predictions(texts, results, as_csv=args.output.endswith(".csv")))
+    elif args.text:
+        for text, result in zip(texts, results, strict=True):
+            print(f"{result['label']}\t{result['score']:.4f}\t{text}")
+    else:
+        sys.stdout.write(_format_predictions(texts, results, as_csv=False))
+
+
+def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
+    configs = [item for item in items if "=" not in item]
+    if len(configs) > 1:
+        raise UserError(f"Give one config file, not {len(configs)}: {', '.join(configs)}.")
+    return (Path(configs[0]) if configs else None), [item for item in items if "=" in item]
+
+
+def _format_predictions(texts: list[str], results: list[dict[str, Any]], as_csv: bool) -> str:
+    if as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["text", "label", "score"])
+        for text, result in zip(texts, results, strict=True):
+            writer.writerow([text, result["label"], f"{result['score']:.6f}"])
+        return buffer.getvalue()
+    return "".join(json.dumps({"text": t, **r}, ensure_ascii=False) + "\n" for t, r in zip(texts, results, strict=True))
+
+
+def _write_output(path: Path, text: str) -> None:
+    from tunesmith.runs import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise UserError(f"Cannot write {path} ({exc.strerror}). Check the folder exists and is writable.") from None
+
+
+SHOWN = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "loss"]
+
+
+def _print_table(columns: dict[str, dict[str, Any]]) -> None:
+    print(f"{'':<14}" + "".join(f"{name:>12}" for name in columns))
+    for key in SHOWN:
+        if any(key in metrics for metrics in columns.values()):
+            print(f"{key:<14}" + "".join(f"{metrics.get(key, float('nan')):>12.4f}" for metrics in columns.values()))
+
+
+def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
+    training = metrics["training"]
+    print(f"\nRun finished: {path}")
+    _print_table({split: metrics[split] for split in ("validation", "test") if split in metrics})
+    print(
+        f"train: {training['steps']} steps, {training['epochs']} epochs, {training['train_time_s']:.1f} s, "
+        f"{training['samples_per_s']:.1f} samples/s, peak memory {training['peak_memory_mb']:.0f} MB"
+    )
+
+
+def _quiet_libraries() -> None:
+    # Loading a backbone into a new head always "misses" the head's weights; that is expected.
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tunesmith")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

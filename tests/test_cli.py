@@ -1,0 +1,204 @@
+"""The command line: bad input gives exit code 2 and one clear paragraph; good input a run."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunesmith.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_user_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+GOOD_ROWS = "".join(f"{'great' if i % 2 else 'awful'} thing {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    ("files", "extra", "fragments"),
+    [
+        ({}, ["--data", "{tmp}/missing.csv"], ["missing.csv: file not found"]),
+        (
+            {"t.csv": "text,label\n" + GOOD_ROWS},
+            ["--data", "{tmp}/t.csv", "--text-column", "sentence"],
+            ['no column "sentence"', "Columns found: 'text', 'label'"],
+        ),
+        (
+            {"t.csv": "text,label\n" + GOOD_ROWS + "   ,pos\n"},
+            ["--data", "{tmp}/t.csv"],
+            ["t.csv, line 22", "the text is empty"],
+        ),
+        (
+            {"t.csv": "text,label\n" + GOOD_ROWS, "v.csv": "text,label\nfine,pos\nmeh,neutral\n"},
+            ["--data", "{tmp}/t.csv", "--validation", "{tmp}/v.csv"],
+            ["v.csv, line 3", "label 'neutral' never appears in the training data", "neg, pos"],
+        ),
+        (
+            {"t.csv": b"text,label\n" + GOOD_ROWS.encode() + b"na\xefve,pos\n"},
+            ["--data", "{tmp}/t.csv"],
+            ["t.csv, line 22", "not valid UTF-8", "iconv"],
+        ),
+        (
+            {"t.tsv": "text\tlabel\n" + GOOD_ROWS.replace(",", "\t") + "a\tb\tc\n"},
+            ["--data", "{tmp}/t.tsv"],
+            ["t.tsv, line 22: 3 fields, but the header has 2"],
+        ),
+        (
+            {"t.csv": "text,label\n" + GOOD_ROWS},
+            ["--data", "{tmp}/t.csv", "--model", "no-such-org/no-such-model"],
+            ["Model 'no-such-org/no-such-model' could not be loaded", "--model minilm"],
+        ),
+        (
+            {"t.csv": "text,label\n" + GOOD_ROWS},
+            ["--data", "{tmp}/t.csv", "--model", "./models/nowhere"],
+            ["Model './models/nowhere': no such folder"],
+        ),
+        (
+            {"c.yaml": "data:\n  train: t.csv\n  text_colum: x\n"},
+            ["{tmp}/c.yaml"],
+            ['Unknown key "data.text_colum"', 'Did you mean "text_column"?'],
+        ),
+        ({}, [], ["Nothing to train on"]),
+    ],
+    ids=[
+        "missing-file",
+        "missing-column",
+        "blank-text",
+        "unseen-label",
+        "non-utf8",
+        "ragged-row",
+        "unknown-model",
+        "unknown-model-path",
+        "misspelt-key",
+        "no-data",
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(
+    capsys: pytest.CaptureFixture, tmp_path: Path, files: dict, extra: list[str], fragments: list[str]
+) -> None:
+    for name, content in files.items():
+        write(tmp_path / name, content)
+    output = tmp_path / "out"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, _, err = run_cli(capsys, "train", *argv, "--output-dir", output)
+    assert_user_error(code, err, *fragments)
+    assert not output.exists()
+
+
+def test_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", "--data", str(tmp_path / "nope.tsv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "nope.tsv: file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    from tunesmith.errors import UserError
+
+    with pytest.raises(UserError):
+        main(["train", "--data", str(tmp_path / "nope.csv"), "--debug"])
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo"])
+def test_help_for_every_command(capsys: pytest.CaptureFixture, command: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: tunesmith {command}" in out
+
+
+def test_train_predict_evaluate_round_trip(
+    capsys: pytest.CaptureFixture, tmp_path: Path, tiny_model: str, sentiment_csv: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        sentiment_csv,
+        "--model",
+        tiny_model,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--output-dir",
+        run_dir,
+        "training.logging_steps=2",
+    )
+    assert code == 0, err
+    assert "Run finished" in out and "accuracy" in out
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "history.jsonl",
+        "labels.json",
+        "report.md",
+        "status.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+    ):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    assert json.loads((run_dir / "labels.json").read_text()) == ["neg", "pos"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test", "training"}
+    assert metrics["training"]["examples"] == {"train": 64, "test": 8, "validation": 8}
+    assert metrics["training"]["trainable_parameters"] == metrics["training"]["total_parameters"] > 0
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history if "loss" in r and "split" not in r] == [2, 4, 6, 8]
+
+    code, out, _ = run_cli(capsys, "predict", run_dir, "--text", "a wonderful one", "--text", "so boring")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in {"neg", "pos"}
+
+    predictions = tmp_path / "predictions.csv"
+    code, _, _ = run_cli(capsys, "predict", run_dir, "--input", sentiment_csv, "--output", predictions)
+    assert code == 0
+    with open(predictions, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 80 and set(rows[0]) == {"text", "label", "score"}
+
+    code, out, _ = run_cli(capsys, "evaluate", run_dir, "--data", sentiment_csv, "--output", tmp_path / "eval.json")
+    assert code == 0 and "accuracy" in out
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    with open(sentiment_csv, newline="") as handle:
+        gold = [row["label"] for row in csv.DictReader(handle)]
+    agreement = sum(row["label"] == label for row, label in zip(rows, gold, strict=True)) / len(gold)
+    assert evaluation["accuracy"] == pytest.approx(agreement)
+
+    # A second train into the finished folder refuses, and the run is untouched.
+    code, _, err = run_cli(capsys, "train", "--data", sentiment_csv, "--model", tiny_model, "--output-dir", run_dir)
+    assert_user_error(code, err, "already holds a finished run", "--overwrite")
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+def test_evaluate_and_predict_need_a_finished_run(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "predict", tmp_path, "--text", "hi")
+    assert_user_error(code, err, "is not a finished run folder")

@@ -77,9 +77,11 @@ def test_split_fractions_must_leave_training_data() -> None:
         load_config(None, {"data.train": "a.csv", "data.validation_split": 0.5, "data.test_split": 0.5})
 
 
-def test_steps_strategy_needs_a_step_count() -> None:
-    with pytest.raises(UserError, match="eval_steps"):
-        load_config(None, {"data.train": "a.csv", "training.eval_strategy": "steps"})
+def test_early_stopping_needs_evaluations() -> None:
+    with pytest.raises(UserError, match="early_stopping_patience needs evaluations"):
+        load_config(
+            None, {"data.train": "a.csv", "training.eval_each_epoch": False, "training.early_stopping_patience": 2}
+        )
 
 
 def test_resolved_config_has_absolute_paths_and_a_name() -> None:

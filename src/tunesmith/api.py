@@ -66,7 +66,9 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
             run.set_status("running")
             run.write_yaml("config.yaml", cfg.resolved().model_dump(mode="json"))
             run.write_json("labels.json", names)
-        encoded = {name: tokenize(split, tokenizer, training.max_length) for name, split in splits.items()}
+        # One process writes the tokenization cache; the others then read it.
+        with accelerator.main_process_first():
+            encoded = {name: tokenize(split, tokenizer, training.max_length) for name, split in splits.items()}
         set_seed(training.seed)
         model = task.load_model(backbone, names)
         model, summary = fit(

@@ -66,7 +66,8 @@ class TrainingConfig(_Section):
     max_length: int = Field(default=256, gt=1)
     # Batch texts of similar length together so that padding wastes little compute.
     group_by_length: bool = True
-    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    # Evaluate on validation at the end of each epoch, and/or every `eval_steps` steps.
+    eval_each_epoch: bool = True
     eval_steps: int | None = Field(default=None, gt=0)
     logging_steps: int = Field(default=50, gt=0)
     # Stop after this many evaluations without improvement, then restore the best model.
@@ -76,12 +77,14 @@ class TrainingConfig(_Section):
     seed: int = 42
 
     @model_validator(mode="after")
-    def _steps_need_a_step_count(self) -> TrainingConfig:
-        if self.eval_strategy == "steps" and self.eval_steps is None:
-            raise ValueError('eval_strategy "steps" needs eval_steps (e.g. eval_steps: 500)')
-        if self.early_stopping_patience is not None and self.eval_strategy == "no":
-            raise ValueError('early_stopping_patience needs evaluations: set eval_strategy to "epoch" or "steps"')
+    def _early_stopping_needs_evaluations(self) -> TrainingConfig:
+        if self.early_stopping_patience is not None and not self.evaluates:
+            raise ValueError("early_stopping_patience needs evaluations: set eval_each_epoch or eval_steps")
         return self
+
+    @property
+    def evaluates(self) -> bool:
+        return self.eval_each_epoch or self.eval_steps is not None
 
 
 class RunConfig(_Section):

@@ -52,13 +52,16 @@ def test_training_learns_an_easy_task(tiny_model: str, sentiment_csv: Path) -> N
 
 
 def test_max_steps_caps_training(tiny_model: str, sentiment_csv: Path) -> None:
-    _, summary, _ = train(tiny_model, sentiment_csv, max_steps=5, eval_strategy="no")
+    _, summary, _ = train(tiny_model, sentiment_csv, max_steps=5, eval_each_epoch=False)
     assert summary.steps == 5 and summary.best_step is None
 
 
-def test_eval_every_n_steps(tiny_model: str, sentiment_csv: Path) -> None:
-    _, _, log = train(tiny_model, sentiment_csv, eval_strategy="steps", eval_steps=6, epochs=2)
+def test_eval_every_n_steps_and_or_each_epoch(tiny_model: str, sentiment_csv: Path) -> None:
+    _, _, log = train(tiny_model, sentiment_csv, eval_each_epoch=False, eval_steps=6, epochs=2)
     assert [r["step"] for r in log if r.get("split") == "validation"] == [6, 12]
+    # Both: every 6 steps and at each epoch end (8, 16), once only where they coincide.
+    _, _, log = train(tiny_model, sentiment_csv, eval_steps=6, epochs=3)
+    assert [r["step"] for r in log if r.get("split") == "validation"] == [6, 8, 12, 16, 18, 24]
 
 
 def test_early_stopping_stops_and_restores_the_best_model(
@@ -82,7 +85,7 @@ def test_early_stopping_stops_and_restores_the_best_model(
 
 
 def test_gradient_accumulation_matches_a_larger_batch(tiny_model: str, sentiment_csv: Path) -> None:
-    common = {"max_steps": 3, "eval_strategy": "no", "group_by_length": False}
+    common = {"max_steps": 3, "eval_each_epoch": False, "group_by_length": False}
     big, _, _ = train(tiny_model, sentiment_csv, batch_size=8, **common)
     accumulated, _, _ = train(tiny_model, sentiment_csv, batch_size=4, gradient_accumulation_steps=2, **common)
     for (name, a), (_, b) in zip(big.named_parameters(), accumulated.named_parameters(), strict=True):

@@ -88,7 +88,7 @@ def fit(
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation."""
     loader, sampler = train_loader(train_set, tokenizer, cfg.batch_size, cfg.seed, cfg.group_by_length)
-    evaluating = validation_set is not None and cfg.eval_strategy != "no"
+    evaluating = validation_set is not None and cfg.evaluates
     optimizer = build_optimizer(model, cfg)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     val_loader = (
@@ -163,11 +163,12 @@ def fit(
                 window_loss.zero_()
                 window_batches = window_samples = 0
                 window_start = time.perf_counter()
-            if evaluating and cfg.eval_strategy == "steps" and step % cfg.eval_steps == 0:
+            if evaluating and cfg.eval_steps and step % cfg.eval_steps == 0:
                 run_evaluation()
             if step >= total_steps or stopper.should_stop:
                 break
-        if evaluating and cfg.eval_strategy == "epoch" and not stopper.should_stop:
+        already_evaluated = cfg.eval_steps is not None and step % cfg.eval_steps == 0
+        if evaluating and cfg.eval_each_epoch and not already_evaluated and not stopper.should_stop:
             run_evaluation()
         if step >= total_steps or stopper.should_stop:
             break

@@ -1,0 +1,16 @@
+"""The docs name every config key the code accepts, so they cannot silently drift."""
+
+from pathlib import Path
+
+import pytest
+
+from tunesmith.config import DataConfig, RunConfig, TrainingConfig
+
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+@pytest.mark.parametrize("section", [RunConfig, DataConfig, TrainingConfig], ids=lambda s: s.__name__)
+def test_configuration_reference_names_every_key(section: type) -> None:
+    text = REFERENCE.read_text()
+    missing = [name for name in section.model_fields if f"| `{name}` |" not in text]
+    assert not missing, f"docs/configuration.md lacks {missing}"

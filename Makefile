@@ -18,15 +18,15 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tunesmith demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -m "not integration"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch import nn
 
 from tunesmith.config import RunConfig, load_config, validate_config
 from tunesmith.data.splits import load_splits
@@ -24,7 +25,7 @@ from tunesmith.runs import RunFolder
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated, tokenize
 from tunesmith.train.batching import eval_loader
-from tunesmith.train.loop import evaluate, fit, scalars
+from tunesmith.train.loop import TrainSummary, evaluate, fit, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 
 
@@ -87,21 +88,7 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
             if name in encoded:
                 loader = accelerator.prepare(eval_loader(encoded[name], tokenizer, training.eval_batch_size))
                 metrics[name] = evaluate(model, loader, accelerator, task, names)
-        metrics["training"] = {
-            "steps": summary.steps,
-            "epochs": summary.epochs,
-            "train_time_s": round(summary.train_time_s, 3),
-            "samples_per_s": round(summary.samples_per_s, 2),
-            "tokens_per_s": round(summary.tokens_per_s, 1),
-            "peak_memory_mb": round(peak_memory_mb(accelerator.device), 1),
-            **parameter_counts(model),
-            "best_step": summary.best_step,
-            "best_metric": summary.best_metric,
-            "stopped_early": summary.stopped_early,
-            "examples": {name: len(split) for name, split in encoded.items()},
-            "truncated": {name: count_truncated(split, training.max_length) for name, split in encoded.items()},
-            "processes": accelerator.num_processes,
-        }
+        metrics["training"] = training_figures(summary, model, encoded, training.max_length, accelerator)
         if write:
             model.save_pretrained(run.path / "model", safe_serialization=True)
             tokenizer.save_pretrained(run.path / "model")
@@ -121,6 +108,28 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
         raise
     accelerator.wait_for_everyone()
     return Run(run.path, cfg, metrics)
+
+
+def training_figures(
+    summary: TrainSummary, model: nn.Module, encoded: dict[str, Any], max_length: int, accelerator: Accelerator
+) -> dict[str, Any]:
+    """The `training` section of metrics.json: cost, size and data counts of the run."""
+    return {
+        "steps": summary.steps,
+        "epochs": summary.epochs,
+        "train_time_s": round(summary.train_time_s, 3),
+        "samples_per_s": round(summary.samples_per_s, 2),
+        "tokens_per_s": round(summary.tokens_per_s, 1),
+        "peak_memory_mb": round(peak_memory_mb(accelerator.device), 1),
+        **parameter_counts(model),
+        "best_step": summary.best_step,
+        "best_metric": summary.best_metric,
+        "stopped_early": summary.stopped_early,
+        "examples": {name: len(split) for name, split in encoded.items()},
+        # Examples whose tokens reached max_length, i.e. were (or may have been) cut.
+        "truncated": {name: count_truncated(split, max_length) for name, split in encoded.items()},
+        "processes": accelerator.num_processes,
+    }
 
 
 def load(run_dir: str | Path) -> Predictor:

@@ -103,7 +103,9 @@ def fit(
     stopper = EarlyStopping(cfg.metric_for_best, cfg.early_stopping_patience)
     best_state: dict[str, torch.Tensor] | None = None
 
-    step = samples = tokens = 0
+    step = samples = 0
+    # Kept on the device and read once at the end: reading it every step would force a sync.
+    tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     window_loss = torch.zeros((), device=accelerator.device)
     window_batches = window_samples = 0
     eval_time = 0.0
@@ -138,7 +140,7 @@ def fit(
             window_batches += 1
             window_samples += labels.shape[0] * accelerator.num_processes
             samples += labels.shape[0] * accelerator.num_processes
-            tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            tokens += batch["attention_mask"].sum() * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -182,7 +184,7 @@ def fit(
         steps=step,
         epochs=round(step / steps_per_epoch, 4),
         train_samples=samples,
-        train_tokens=tokens,
+        train_tokens=int(tokens),
         train_time_s=train_time,
         eval_time_s=eval_time,
         best_step=stopper.best_step,

@@ -58,6 +58,8 @@ class TrainingConfig(_Section):
     batch_size: int = Field(default=32, gt=0)
     eval_batch_size: int = Field(default=64, gt=0)
     learning_rate: float = Field(default=5e-5, gt=0)
+    # Learning rate of the task head (classifier and pooler); None: the same as learning_rate.
+    head_learning_rate: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     # Clip the global gradient norm to this; None turns clipping off.

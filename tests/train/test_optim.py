@@ -10,15 +10,29 @@ def tiny_bert() -> BertForSequenceClassification:
     return BertForSequenceClassification(config)
 
 
+def named_groups(model, optimizer) -> list[tuple[float, float, set[str]]]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [(g["lr"], g["weight_decay"], {names[id(p)] for p in g["params"]}) for g in optimizer.param_groups]
+
+
 def test_no_weight_decay_on_biases_and_layer_norms() -> None:
     model = tiny_bert()
-    optimizer = build_optimizer(model, TrainingConfig(weight_decay=0.1))
-    decayed, plain = optimizer.param_groups
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
-    assert all(not names[id(p)].endswith("bias") and "LayerNorm" not in names[id(p)] for p in decayed["params"])
-    assert any("LayerNorm.weight" in names[id(p)] for p in plain["params"])
-    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    groups = named_groups(model, build_optimizer(model, TrainingConfig(weight_decay=0.1)))
+    decayed = set().union(*(names for _, decay, names in groups if decay == 0.1))
+    plain = set().union(*(names for _, decay, names in groups if decay == 0.0))
+    assert all(not n.endswith("bias") and "LayerNorm" not in n for n in decayed)
+    assert "bert.embeddings.LayerNorm.weight" in plain and "classifier.bias" in plain
+    assert len(decayed) + len(plain) == len(list(model.parameters()))
+
+
+def test_head_learning_rate_covers_classifier_and_pooler() -> None:
+    model = tiny_bert()
+    groups = named_groups(model, build_optimizer(model, TrainingConfig(learning_rate=1e-5, head_learning_rate=1e-3)))
+    head = set().union(*(names for rate, _, names in groups if rate == 1e-3))
+    assert head == {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    assert {rate for rate, _, _ in groups} == {1e-5, 1e-3}
+    same = named_groups(model, build_optimizer(model, TrainingConfig(learning_rate=1e-5)))
+    assert {rate for rate, _, _ in same} == {1e-5}
 
 
 def test_frozen_parameters_are_not_optimised() -> None:

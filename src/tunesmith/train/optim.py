@@ -9,21 +9,32 @@ from transformers import get_scheduler
 from tunesmith.config import TrainingConfig
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices only: decaying biases and LayerNorm gains hurts and is not the reference recipe."""
-    decay, no_decay = [], []
-    for _, parameter in model.named_parameters():
+def is_head(name: str, model: nn.Module) -> bool:
+    """The task head: whatever lies outside the backbone, plus the backbone's pooler.
+
+    The pooler feeds only the head, and sentence-embedding checkpoints (the bundled
+    MiniLM among them) never trained it: there it is as new as the classifier.
+    """
+    prefix = getattr(model, "base_model_prefix", "")
+    outside_backbone = bool(prefix) and hasattr(model, prefix) and not name.startswith(f"{prefix}.")
+    return outside_backbone or ".pooler." in name
+
+
+def parameter_groups(model: nn.Module, cfg: TrainingConfig) -> list[dict]:
+    """Decay matrices only (decaying biases and LayerNorm gains hurts); the head may have its own rate."""
+    head_rate = cfg.head_learning_rate or cfg.learning_rate
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        rate = head_rate if is_head(name, model) else cfg.learning_rate
+        decay = cfg.weight_decay if parameter.ndim >= 2 else 0.0
+        groups.setdefault((rate, decay), []).append(parameter)
+    return [{"params": params, "lr": rate, "weight_decay": decay} for (rate, decay), params in groups.items()]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, foreach=True)
+    return torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.learning_rate, foreach=True)
 
 
 def build_scheduler(

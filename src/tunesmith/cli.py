@@ -250,12 +250,11 @@ def _write_output(path: Path, text: str) -> None:
         raise UserError(f"Cannot write {path} ({exc.strerror}). Check the folder exists and is writable.") from None
 
 
-SHOWN = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "loss"]
-
-
 def _print_table(columns: dict[str, dict[str, Any]]) -> None:
     print(f"{'':<14}" + "".join(f"{name:>12}" for name in columns))
-    for key in SHOWN:
+    from tunesmith.evaluate.report import HEADLINE
+
+    for key in HEADLINE:
         if any(key in metrics for metrics in columns.values()):
             print(f"{key:<14}" + "".join(f"{metrics.get(key, float('nan')):>12.4f}" for metrics in columns.values()))
 

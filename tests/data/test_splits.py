@@ -93,3 +93,15 @@ def test_too_few_rows_to_carve(tmp_path: Path) -> None:
     path = write_csv(tmp_path, [("one", "a")])
     with pytest.raises(UserError, match="too few to carve"):
         load_splits(DataConfig(train=path), seed=0)
+
+
+def test_saved_dataset_dict_brings_its_dev_split(tmp_path: Path) -> None:
+    import datasets
+
+    rows = balanced_rows(5)
+    train = datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
+    dev = datasets.Dataset.from_dict({"text": ["held out"], "label": ["a"]})
+    datasets.DatasetDict({"train": train, "dev": dev}).save_to_disk(tmp_path / "saved")
+    loaded = load_splits(DataConfig(train=tmp_path / "saved", test_split=0.0), seed=0)
+    assert loaded.splits["validation"]["text"] == ["held out"]
+    assert len(loaded.splits["train"]) == 20  # nothing carved: the folder's own dev split is used

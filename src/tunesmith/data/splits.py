@@ -18,8 +18,6 @@ from tunesmith.config import DataConfig
 from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
 from tunesmith.errors import UserError
 
-SPLITS = ("train", "validation", "test")
-
 
 @dataclass
 class LoadedData:
@@ -32,8 +30,8 @@ def load_splits(cfg: DataConfig, seed: int) -> LoadedData:
     files = _split_files(cfg)
     splits: dict[str, datasets.Dataset] = {}
     sources: dict[str, Path] = {}
-    for split, path in files.items():
-        table = read_table(path, cfg.format, cfg.column_names, split=split)
+    for split, (path, name_inside) in files.items():
+        table = read_table(path, cfg.format, cfg.column_names, split=name_inside)
         splits[split] = select_columns(table, cfg)
         sources[split] = path
     train = splits["train"]
@@ -51,17 +49,20 @@ def load_splits(cfg: DataConfig, seed: int) -> LoadedData:
     return LoadedData(datasets.DatasetDict(splits), sources)
 
 
-def _split_files(cfg: DataConfig) -> dict[str, Path]:
-    files = {"train": cfg.train}
+def _split_files(cfg: DataConfig) -> dict[str, tuple[Path, str]]:
+    """Each split's file, and the split name to read when the file is a saved DatasetDict."""
+    files = {"train": (cfg.train, "train")}
     given = {"validation": cfg.validation, "test": cfg.test}
     # A saved DatasetDict brings its own validation/test splits unless files are given.
     inside = saved_splits(cfg.train)
     aliases = {"validation": ("validation", "dev", "valid"), "test": ("test",)}
     for split, path in given.items():
         if path is not None:
-            files[split] = path
-        elif any(name in inside for name in aliases[split]):
-            files[split] = cfg.train
+            files[split] = (path, split)
+            continue
+        found = next((name for name in aliases[split] if name in inside), None)
+        if found is not None:
+            files[split] = (cfg.train, found)
     return files
 
 

@@ -4,12 +4,30 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.config import DataConfig, RunConfig, TrainingConfig
+from tunesmith.config import (
+    ClassificationOptions,
+    DataConfig,
+    MultiLabelOptions,
+    NerOptions,
+    RegressionOptions,
+    RunConfig,
+    TrainingConfig,
+)
+
+SECTIONS = [
+    RunConfig,
+    DataConfig,
+    TrainingConfig,
+    ClassificationOptions,
+    RegressionOptions,
+    MultiLabelOptions,
+    NerOptions,
+]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
-@pytest.mark.parametrize("section", [RunConfig, DataConfig, TrainingConfig], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.__name__)
 def test_configuration_reference_names_every_key(section: type) -> None:
     text = REFERENCE.read_text()
     missing = [name for name in section.model_fields if f"| `{name}` |" not in text]

@@ -23,9 +23,9 @@ from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.predictor import Predictor
 from tunesmith.runs import RunFolder
 from tunesmith.tasks import get_task
-from tunesmith.tasks.encoding import count_truncated, tokenize
+from tunesmith.tasks.encoding import count_truncated
 from tunesmith.train.batching import eval_loader
-from tunesmith.train.loop import TrainSummary, evaluate, fit, scalars
+from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 
 
@@ -44,18 +44,14 @@ class Run:
 def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> Run:
     """Fine-tune, evaluate and save one run; returns it when it has finished."""
     cfg = _as_config(config)
-    task = get_task(cfg.task)
-    if cfg.training.metric_for_best not in task.METRIC_NAMES:
-        raise UserError(
-            f'training.metric_for_best "{cfg.training.metric_for_best}" is not a {cfg.task} metric. '
-            f"Choose one of: {', '.join(task.METRIC_NAMES)}."
-        )
+    task = get_task(cfg)
     training = cfg.training
     accelerator = Accelerator(gradient_accumulation_steps=training.gradient_accumulation_steps)
 
-    data = load_splits(cfg.data, training.seed)
-    names = task.label_names(data.splits["train"], data.sources["train"])
-    splits = {name: task.encode_labels(split, names, data.sources[name]) for name, split in data.splits.items()}
+    data = load_splits(cfg.data, training.seed, token_level=cfg.task == "ner")
+    task.fit_labels(data.splits["train"], data.sources["train"])
+    _check_metric(cfg, task)
+    splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
     backbone = check_loadable(cfg.model)
     tokenizer = load_tokenizer(backbone)
 
@@ -66,37 +62,41 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
         if write:
             run.set_status("running")
             run.write_yaml("config.yaml", cfg.resolved().model_dump(mode="json"))
-            run.write_json("labels.json", names)
         # One process writes the tokenization cache; the others then read it.
         with accelerator.main_process_first():
-            encoded = {name: tokenize(split, tokenizer, training.max_length) for name, split in splits.items()}
+            encoded = {name: task.tokenize(split, tokenizer, name == "train") for name, split in splits.items()}
         set_seed(training.seed)
-        model = task.load_model(backbone, names)
+        model = task.load_model(backbone)
         model, summary = fit(
             model,
             encoded["train"],
             encoded.get("validation"),
             tokenizer,
             task,
-            names,
             training,
             accelerator,
             log=run.append_history if write else _ignore,
         )
-        metrics: dict[str, Any] = {}
-        for name in ("validation", "test"):
-            if name in encoded:
-                loader = accelerator.prepare(eval_loader(encoded[name], tokenizer, training.eval_batch_size))
-                metrics[name] = evaluate(model, loader, accelerator, task, names)
+        loaders = {
+            name: accelerator.prepare(eval_loader(encoded[name], task.collator(tokenizer), training.eval_batch_size))
+            for name in ("validation", "test")
+            if name in encoded
+        }
+        if cfg.task == "multilabel" and cfg.multilabel.tune_thresholds and "validation" in loaders:
+            predicted, targets, _ = collect(model, loaders["validation"], accelerator, task)
+            task.tune_thresholds(predicted, targets)
+        metrics: dict[str, Any] = {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
         metrics["training"] = training_figures(summary, model, encoded, training.max_length, accelerator)
         if write:
+            run.write_json("labels.json", task.names)
+            run.write_json("task.json", task.state())
             model.save_pretrained(run.path / "model", safe_serialization=True)
             tokenizer.save_pretrained(run.path / "model")
             for name in ("validation", "test"):
                 if name in metrics:
                     run.append_history({"split": name, "final": True, "step": summary.steps, **scalars(metrics[name])})
             run.write_json("metrics.json", metrics)
-            run.write_text("report.md", report.render(cfg.run_name(), cfg.model, metrics, names))
+            run.write_text("report.md", report.render(cfg.run_name(), cfg.model, cfg.task, metrics, task.names))
             run.set_status("finished")
     except KeyboardInterrupt:
         if write:
@@ -108,6 +108,15 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
         raise
     accelerator.wait_for_everyone()
     return Run(run.path, cfg, metrics)
+
+
+def _check_metric(cfg: RunConfig, task: Any) -> None:
+    wanted = cfg.training.metric_for_best
+    if wanted is not None and wanted not in task.metric_names:
+        raise UserError(
+            f'training.metric_for_best "{wanted}" is not a {cfg.task} metric. '
+            f"Choose one of: {', '.join(task.metric_names)}."
+        )
 
 
 def training_figures(

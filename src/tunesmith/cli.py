@@ -35,6 +35,7 @@ TRAIN_FLAGS = {
     "format": "data.format",
     "max_train_rows": "data.max_train_rows",
     "model": "model",
+    "task": "task",
     "name": "name",
     "output_dir": "output_dir",
     "epochs": "training.epochs",
@@ -82,11 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-column", metavar="NAME", help='column holding the label (default "label")')
     data.add_argument(
         "--format",
-        choices=["auto", "csv", "tsv", "jsonl", "parquet", "arrow"],
+        choices=["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"],
         help="file format (default: from the extension)",
     )
     data.add_argument("--max-train-rows", type=int, metavar="N", help="train on a seeded random subset of N rows")
     run = train.add_argument_group("model and run")
+    run.add_argument(
+        "--task",
+        choices=["classification", "regression", "multilabel", "ner"],
+        help="what to predict (default classification; sentence pairs: classification with --text-pair-column)",
+    )
     run.add_argument(
         "--model",
         metavar="NAME_OR_PATH",
@@ -122,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("run_dir", metavar="RUN_DIR")
     source = predict.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    source.add_argument("--text", action="append", metavar="TEXT", help="a text to predict for (repeatable)")
     source.add_argument("--input", metavar="FILE", help="a file of texts (same formats as training data)")
+    predict.add_argument(
+        "--text-pair", action="append", metavar="TEXT", help="the second text of each --text, for sentence-pair runs"
+    )
     predict.add_argument("--text-column", metavar="NAME", help="text column of --input (default: the run's)")
     predict.add_argument("--output", metavar="FILE", help="write predictions here (.csv, else JSON lines)")
     predict.set_defaults(handler=run_predict)
@@ -141,7 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may follow flags (`train cfg.yaml --overwrite training.epochs=2`), which argparse
+    # alone rejects once positionals are interrupted; such leftovers are taken back as items.
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    unknown = [item for item in extra if item not in overrides]
+    if unknown or (overrides and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    if overrides:
+        args.items = [*args.items, *overrides]
     _quiet_libraries()
     try:
         args.handler(args)
@@ -209,8 +227,10 @@ def run_predict(args: argparse.Namespace) -> None:
     from tunesmith.api import load
 
     predictor = load(args.run_dir)
+    if args.text_pair and not args.text:
+        raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
     if args.text:
-        texts, pairs = args.text, None
+        texts, pairs = args.text, args.text_pair
     else:
         texts, pairs = predictor.read_texts(Path(args.input), args.text_column)
     results = predictor.predict(texts, pairs)
@@ -218,7 +238,7 @@ def run_predict(args: argparse.Namespace) -> None:
         _write_output(Path(args.output), _format_predictions(texts, results, as_csv=args.output.endswith(".csv")))
     elif args.text:
         for text, result in zip(texts, results, strict=True):
-            print(f"{result['label']}\t{result['score']:.4f}\t{text}")
+            print(f"{_one_line(result)}\t{text}")
     else:
         sys.stdout.write(_format_predictions(texts, results, as_csv=False))
 
@@ -230,13 +250,42 @@ def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
     return (Path(configs[0]) if configs else None), [item for item in items if "=" in item]
 
 
+def _one_line(result: dict[str, Any]) -> str:
+    """A prediction as a short line: label and score, value, labels, or entities."""
+    if "label" in result:
+        return f"{result['label']}\t{result['score']:.4f}"
+    if "value" in result:
+        return f"{result['value']:.4f}"
+    if "labels" in result:
+        return ",".join(result["labels"]) or "(none)"
+    return " ".join(f"[{e['text']}]{e['type']}" for e in result["entities"]) or "(no entities)"
+
+
+def _csv_fields(result: dict[str, Any]) -> dict[str, str]:
+    """A prediction's flat fields for CSV: probabilities dropped, lists joined, entities as JSON."""
+    fields = {}
+    for key, value in result.items():
+        if key == "probabilities":
+            continue
+        if key == "entities":
+            fields[key] = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, list):
+            fields[key] = ",".join(value)
+        elif isinstance(value, float):
+            fields[key] = f"{value:.6f}"
+        else:
+            fields[key] = str(value)
+    return fields
+
+
 def _format_predictions(texts: list[str], results: list[dict[str, Any]], as_csv: bool) -> str:
     if as_csv:
         buffer = io.StringIO()
+        rows = [_csv_fields(result) for result in results]
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["text", "label", "score"])
-        for text, result in zip(texts, results, strict=True):
-            writer.writerow([text, result["label"], f"{result['score']:.6f}"])
+        writer.writerow(["text", *(rows[0] if rows else ["label", "score"])])
+        for text, row in zip(texts, rows, strict=True):
+            writer.writerow([text, *row.values()])
         return buffer.getvalue()
     return "".join(json.dumps({"text": t, **r}, ensure_ascii=False) + "\n" for t, r in zip(texts, results, strict=True))
 

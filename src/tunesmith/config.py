@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tunesmith.errors import UserError
 
-DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow"]
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
+TaskName = Literal["classification", "regression", "multilabel", "ner"]
+
+# Column names assumed when the config names none: NER reads token lists and tag lists.
+DEFAULT_COLUMNS: dict[str, tuple[str, str]] = {
+    "classification": ("text", "label"),
+    "regression": ("text", "label"),
+    "multilabel": ("text", "label"),
+    "ner": ("tokens", "tags"),
+}
 
 
 class _Section(BaseModel):
@@ -30,10 +39,13 @@ class DataConfig(_Section):
     validation: Path | None = None
     test: Path | None = None
     format: DataFormat = "auto"
+    # NER's defaults are "tokens" and "tags" instead (the config fills them in).
     text_column: str = "text"
     # The second text of a sentence pair (paraphrase, NLI); None for single texts.
     text_pair_column: str | None = None
     label_column: str = "label"
+    # The label vocabulary, as a list or a file with one name per line; integer labels index into it.
+    label_names: list[str] | Path | None = None
     # Names for the columns of a CSV/TSV file without a header line.
     column_names: list[str] | None = None
     # Fractions of train carved off (stratified, seeded) for splits not given as files.
@@ -41,6 +53,10 @@ class DataConfig(_Section):
     test_split: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Train on a seeded random subset of this many rows (quick experiments).
     max_train_rows: int | None = Field(default=None, gt=0)
+    # CoNLL files: which whitespace-separated field holds the tag (Python index, -1 = last).
+    tag_column: int = -1
+    # CoNLL files whose tokens carry a trailing position digit (Weibo NER writes "科0").
+    strip_position_digits: bool = False
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> DataConfig:
@@ -66,6 +82,8 @@ class TrainingConfig(_Section):
     max_grad_norm: float | None = Field(default=1.0, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     max_length: int = Field(default=256, gt=1)
+    # Which end of a too-long text is cut off.
+    truncation_side: Literal["right", "left"] = "right"
     # Batch texts of similar length together so that padding wastes little compute.
     group_by_length: bool = True
     # Evaluate on validation at the end of each epoch, and/or every `eval_steps` steps.
@@ -74,8 +92,8 @@ class TrainingConfig(_Section):
     logging_steps: int = Field(default=50, gt=0)
     # Stop after this many evaluations without improvement, then restore the best model.
     early_stopping_patience: int | None = Field(default=None, gt=0)
-    # The validation metric that picks the best model; "loss" is lower-is-better.
-    metric_for_best: str = "accuracy"
+    # The validation metric that picks the best model; None: the task's main metric.
+    metric_for_best: str | None = None
     seed: int = 42
 
     @model_validator(mode="after")
@@ -89,16 +107,61 @@ class TrainingConfig(_Section):
         return self.eval_each_epoch or self.eval_steps is not None
 
 
+class ClassificationOptions(_Section):
+    # The class whose F1 is reported as `f1` in binary tasks; None: the last label name.
+    positive_label: str | None = None
+
+
+class RegressionOptions(_Section):
+    loss: Literal["mse", "huber"] = "mse"
+    huber_delta: float = Field(default=1.0, gt=0)
+    # Train on standardised (z-scored) or min-max scaled targets; predictions are scaled back.
+    target_scaling: Literal["none", "standard", "minmax"] = "none"
+
+
+class MultiLabelOptions(_Section):
+    # Separates the labels of one row when they are written as one string ("anger,joy").
+    separator: str = ","
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    # Choose each label's threshold to maximise its F1 on validation, after training.
+    tune_thresholds: bool = False
+
+
+class NerOptions(_Section):
+    # Tag scheme of the data; "auto" detects IOB1, IOB2 or BIOES. Tags are trained as IOB2.
+    scheme: Literal["auto", "iob1", "iob2", "bioes"] = "auto"
+    # Label every sub-token of a word (training only); False labels the first and ignores the rest.
+    label_all_subtokens: bool = False
+    # seqeval strict mode: an entity counts only if its tags form a valid IOB2 chunk.
+    strict: bool = False
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
     name: str | None = None
     # "minilm" (bundled, offline), a local folder, or a Hugging Face model id.
     model: str = "minilm"
-    task: Literal["classification"] = "classification"
+    task: TaskName = "classification"
     output_dir: Path | None = None
     data: DataConfig
     training: TrainingConfig = TrainingConfig()
+    classification: ClassificationOptions = ClassificationOptions()
+    regression: RegressionOptions = RegressionOptions()
+    multilabel: MultiLabelOptions = MultiLabelOptions()
+    ner: NerOptions = NerOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_columns(cls, raw: Any) -> Any:
+        # Filled in before validation so the saved config names the columns actually read.
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        text, label = DEFAULT_COLUMNS.get(raw.get("task", "classification"), DEFAULT_COLUMNS["classification"])
+        data = dict(raw["data"])
+        data["text_column"] = data.get("text_column") or text
+        data["label_column"] = data.get("label_column") or label
+        return {**raw, "data": data}
 
     def run_name(self) -> str:
         if self.name:
@@ -113,13 +176,14 @@ class RunConfig(_Section):
 
     def resolved(self) -> RunConfig:
         """A copy with the name, output folder and data paths filled in and absolute."""
-        data = self.data.model_copy(
-            update={
-                split: getattr(self.data, split).resolve()
-                for split in ("train", "validation", "test")
-                if getattr(self.data, split) is not None
-            }
-        )
+        paths = {
+            split: getattr(self.data, split).resolve()
+            for split in ("train", "validation", "test")
+            if getattr(self.data, split) is not None
+        }
+        if isinstance(self.data.label_names, Path):
+            paths["label_names"] = self.data.label_names.resolve()
+        data = self.data.model_copy(update=paths)
         return self.model_copy(update={"name": self.run_name(), "output_dir": self.run_dir(), "data": data})
 
 

@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import torch
 import yaml
 from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig, validate_config
 from tunesmith.data.readers import read_table
-from tunesmith.data.splits import select_columns
+from tunesmith.data.splits import read_split, select_columns
 from tunesmith.errors import UserError
 from tunesmith.runs import read_status
 from tunesmith.tasks import get_task
-from tunesmith.tasks.encoding import tokenize
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.loop import evaluate
 
@@ -28,9 +25,12 @@ from tunesmith.train.loop import evaluate
 class Predictor:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    names: list[str]
     config: RunConfig
-    task: ModuleType
+    task: Any
+
+    @property
+    def names(self) -> list[str]:
+        return self.task.names
 
     @classmethod
     def from_run(cls, run_dir: Path) -> Predictor:
@@ -43,61 +43,53 @@ class Predictor:
                 "`tunesmith train` that finished."
             )
         config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
-        task = get_task(config.task)
+        task_file = run_dir / "task.json"
+        if task_file.is_file():
+            task_state = json.loads(task_file.read_text())
+        else:
+            task_state = {"names": json.loads((run_dir / "labels.json").read_text())}
+        task = get_task(config, task_state)
         model = task.load_trained(run_dir / "model")
         model.eval()
         tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
-        names = json.loads((run_dir / "labels.json").read_text())
-        return cls(model, tokenizer, names, config, task)
+        tokenizer.truncation_side = config.training.truncation_side
+        return cls(model, tokenizer, config, task)
 
     def predict(
-        self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 64
+        self, texts: list[str] | str, text_pairs: list[str] | None = None, batch_size: int = 64
     ) -> list[dict[str, Any]]:
-        """One {label, score, probabilities} per text, in input order."""
+        """One result per text, in input order: {label, score, probabilities} for classification,
+        {value} for regression, {labels, probabilities} for multi-label, {entities} for NER."""
         if isinstance(texts, str):
             texts = [texts]
-        logits = self.logits(texts, text_pairs, batch_size)
-        return self.task.decode(logits, self.names)
-
-    def logits(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 64) -> torch.Tensor:
-        # Longest first so each batch pads little; the original order is restored at the end.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        chunks: list[torch.Tensor] = []
-        with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                pair = [text_pairs[i] for i in rows] if text_pairs is not None else None
-                encoded = self.tokenizer(
-                    [texts[i] for i in rows],
-                    pair,
-                    truncation=True,
-                    max_length=self.config.training.max_length,
-                    padding=True,
-                    return_tensors="pt",
-                )
-                chunks.append(self.model(**encoded).logits.float())
-        if not chunks:
-            return torch.empty(0, len(self.names))
-        stacked = torch.cat(chunks)
-        result = torch.empty_like(stacked)
-        result[torch.tensor(order)] = stacked
-        return result
+        if isinstance(text_pairs, str):
+            text_pairs = [text_pairs]
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise UserError(f"{len(texts)} texts but {len(text_pairs)} second texts: give one pair per text.")
+        if self.config.task == "ner" and text_pairs is not None:
+            raise UserError("NER tags single texts; sentence pairs are for classification and regression.")
+        return self.task.predict(self.model, self.tokenizer, list(texts), text_pairs, batch_size)
 
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
-        data_cfg = self.config.data
-        table = read_table(Path(path), fmt or data_cfg.format, data_cfg.column_names, split="test")
-        split = select_columns(table, data_cfg)
-        split = self.task.encode_labels(split, self.names, Path(path))
-        encoded = tokenize(split, self.tokenizer, self.config.training.max_length)
+        data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
+        token_level = self.config.task == "ner"
+        table = read_split(Path(path), data_cfg, "test", token_level)
+        split = self.task.encode(select_columns(table, data_cfg, token_level), Path(path))
+        encoded = self.task.tokenize(split, self.tokenizer, False)
         accelerator = Accelerator()
-        loader = accelerator.prepare(eval_loader(encoded, self.tokenizer, self.config.training.eval_batch_size))
-        return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task, self.names)
+        collator = self.task.collator(self.tokenizer)
+        loader = accelerator.prepare(eval_loader(encoded, collator, self.config.training.eval_batch_size))
+        return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
 
     def read_texts(self, path: Path, text_column: str | None = None) -> tuple[list[str], list[str] | None]:
-        """Texts (and pairs) of an unlabelled file, for `predict --input`."""
+        """Texts (and pairs) of an unlabelled file, for `predict --input`.
+
+        NER reads raw texts too: the column is --text-column, else "text".
+        """
         data_cfg = self.config.data
-        column = text_column or data_cfg.text_column
+        default = "text" if self.config.task == "ner" else data_cfg.text_column
+        column = text_column or default
         table = read_table(Path(path), data_cfg.format, data_cfg.column_names, split="test")
         if column not in table.columns:
             raise UserError(

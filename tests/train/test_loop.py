@@ -5,39 +5,41 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from tunesmith.config import DataConfig, TrainingConfig
+from tunesmith.config import RunConfig, TrainingConfig
 from tunesmith.data.splits import load_splits
 from tunesmith.models.backbones import load_tokenizer
-from tunesmith.tasks import classification
-from tunesmith.tasks.encoding import tokenize
+from tunesmith.tasks.classification import ClassificationTask
 from tunesmith.train import loop
 from tunesmith.train.loop import fit
 
 
-def prepared(tiny_model: str, sentiment_csv: Path) -> tuple:
+def prepared(tiny_model: str, sentiment_csv: Path, training: TrainingConfig) -> tuple:
     tokenizer = load_tokenizer(tiny_model)
-    loaded = load_splits(DataConfig(train=sentiment_csv, test_split=0.0, validation_split=0.25), seed=0)
-    names = classification.label_names(loaded.splits["train"], sentiment_csv)
+    cfg = RunConfig(
+        data={"train": sentiment_csv, "test_split": 0.0, "validation_split": 0.25},
+        training=training.model_copy(update={"max_length": 32}),
+    )
+    loaded = load_splits(cfg.data, seed=0)
+    task = ClassificationTask(cfg)
+    task.fit_labels(loaded.splits["train"], sentiment_csv)
     encoded = {
-        name: tokenize(classification.encode_labels(split, names, sentiment_csv), tokenizer, 32)
+        name: task.tokenize(task.encode(split, sentiment_csv), tokenizer, name == "train")
         for name, split in loaded.splits.items()
     }
-    return tokenizer, names, encoded
+    return tokenizer, task, encoded
 
 
 def train(tiny_model: str, sentiment_csv: Path, **overrides) -> tuple:
-    tokenizer, names, encoded = prepared(tiny_model, sentiment_csv)
     # A random tiny BERT sits on a plateau for a few epochs before it learns, hence 12 epochs.
     cfg = TrainingConfig(
         **{"epochs": 12, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0, "logging_steps": 2, **overrides}
     )
+    tokenizer, task, encoded = prepared(tiny_model, sentiment_csv, cfg)
     set_seed(0)
-    model = classification.load_model(tiny_model, names)
+    model = task.load_model(tiny_model)
     log: list[dict] = []
     accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps)
-    model, summary = fit(
-        model, encoded["train"], encoded["validation"], tokenizer, classification, names, cfg, accelerator, log.append
-    )
+    model, summary = fit(model, encoded["train"], encoded["validation"], tokenizer, task, cfg, accelerator, log.append)
     return model, summary, log
 
 
@@ -70,7 +72,7 @@ def test_early_stopping_stops_and_restores_the_best_model(
     scripted = iter([0.5, 0.8, 0.7, 0.6, 0.95])
     snapshots = []
 
-    def scripted_evaluate(model, loader, accelerator, task, names):
+    def scripted_evaluate(model, loader, accelerator, task):
         snapshots.append({k: v.clone() for k, v in accelerator.unwrap_model(model).state_dict().items()})
         return {"accuracy": next(scripted), "loss": 1.0}
 

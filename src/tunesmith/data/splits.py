@@ -15,8 +15,12 @@ import datasets
 from sklearn.model_selection import train_test_split
 
 from tunesmith.config import DataConfig
+from tunesmith.data.conll import read_conll
 from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
 from tunesmith.errors import UserError
+
+# Extensions read as CoNLL columns when the task works on tokens (CoNLL-2003 ships .txt).
+CONLL_SUFFIXES = {".conll", ".txt", ".bio", ".iob", ".tsv"}
 
 
 @dataclass
@@ -26,13 +30,14 @@ class LoadedData:
     sources: dict[str, Path] = field(default_factory=dict)
 
 
-def load_splits(cfg: DataConfig, seed: int) -> LoadedData:
+def load_splits(cfg: DataConfig, seed: int, token_level: bool = False) -> LoadedData:
+    """Read, check and split the data; `token_level` (NER) expects token lists and tag lists."""
     files = _split_files(cfg)
     splits: dict[str, datasets.Dataset] = {}
     sources: dict[str, Path] = {}
     for split, (path, name_inside) in files.items():
-        table = read_table(path, cfg.format, cfg.column_names, split=name_inside)
-        splits[split] = select_columns(table, cfg)
+        table = read_split(path, cfg, name_inside, token_level)
+        splits[split] = select_columns(table, cfg, token_level)
         sources[split] = path
     train = splits["train"]
     if cfg.max_train_rows is not None and cfg.max_train_rows < len(train):
@@ -66,7 +71,19 @@ def _split_files(cfg: DataConfig) -> dict[str, tuple[Path, str]]:
     return files
 
 
-def select_columns(table: Table, cfg: DataConfig) -> datasets.Dataset:
+def read_split(path: Path, cfg: DataConfig, name_inside: str = "train", token_level: bool = False) -> Table:
+    """One file as a Table; CoNLL files get the configured text and label column names."""
+    fmt = cfg.format
+    if fmt == "auto" and token_level and Path(path).suffix.lower() in CONLL_SUFFIXES:
+        fmt = "conll"
+    if fmt != "conll":
+        return read_table(path, fmt, cfg.column_names, split=name_inside)
+    table = read_conll(Path(path), cfg.tag_column, cfg.strip_position_digits)
+    columns = {cfg.text_column: table.columns["tokens"], cfg.label_column: table.columns["tags"]}
+    return Table(table.path, columns, table.lines, table.unit)
+
+
+def select_columns(table: Table, cfg: DataConfig, token_level: bool = False) -> datasets.Dataset:
     wanted = {"text": cfg.text_column, "label": cfg.label_column}
     if cfg.text_pair_column:
         wanted["text_pair"] = cfg.text_pair_column
@@ -75,7 +92,8 @@ def select_columns(table: Table, cfg: DataConfig) -> datasets.Dataset:
             raise UserError(_missing_column_message(table, column, key))
     if len(table) == 0:
         raise UserError(f"{table.path}: no data rows (only a header, or an empty file). Add examples.")
-    columns: dict[str, list[Any]] = {"text": _texts(table, cfg.text_column)}
+    texts = _token_lists(table, cfg.text_column) if token_level else _texts(table, cfg.text_column)
+    columns: dict[str, list[Any]] = {"text": texts}
     if cfg.text_pair_column:
         columns["text_pair"] = _texts(table, cfg.text_pair_column)
     columns["label"] = _labels(table, cfg.label_column)
@@ -110,10 +128,32 @@ def _texts(table: Table, column: str) -> list[str]:
     return values
 
 
+def _token_lists(table: Table, column: str) -> list[list[str]]:
+    values = table.columns[column]
+    for index, value in enumerate(values):
+        if not isinstance(value, list) or not all(isinstance(token, str) for token in value):
+            raise UserError(
+                f"{table.locate(index, column)}: expected a list of tokens (strings), got "
+                f"{type(value).__name__}. Token classification reads CoNLL files or JSONL rows like "
+                '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}.'
+            )
+        if not value:
+            raise UserError(
+                f"{table.locate(index, column)}: an empty sentence (no tokens). Remove the row or add its tokens."
+            )
+        for position, token in enumerate(value):
+            if not token.strip():
+                raise UserError(
+                    f"{table.locate(index, column)}: token {position + 1} is empty or whitespace. "
+                    "Every token needs at least one visible character."
+                )
+    return values
+
+
 def _labels(table: Table, column: str) -> list[Any]:
     values = table.columns[column]
     for index, value in enumerate(values):
-        if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        if is_missing(value) or _blank(value):
             raise UserError(f"{table.locate(index, column)}: the label is missing. Label every row or remove it.")
     # Arrow needs one type per column; labels are interpreted by the task later.
     if len({type(v) for v in values}) > 1:
@@ -121,8 +161,13 @@ def _labels(table: Table, column: str) -> list[Any]:
     return values
 
 
+def _blank(value: Any) -> bool:
+    return (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value)
+
+
 def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Split off `size` rows of train, stratified by label when every label has two examples."""
+    # Token-level and multi-label targets rarely repeat exactly, so these fall back to a plain shuffle.
     labels = [str(label) for label in train["label"]]
     indices = list(range(len(train)))
     if size >= len(indices):

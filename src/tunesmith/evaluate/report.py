@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-HEADLINE = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "mcc", "loss"]
+# The metrics shown in tables, in this order, whichever of them a task reports.
+HEADLINE = [
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "precision_macro",
+    "recall_macro",
+    "mcc",
+    "subset_accuracy",
+    "hamming_loss",
+    "pearson",
+    "spearman",
+    "mse",
+    "rmse",
+    "mae",
+    "loss",
+]
+# What the per-class table calls a row, by task.
+ROW_NAMES = {"classification": "label", "multilabel": "label", "ner": "entity type"}
 
 
 def _fmt(value: Any) -> str:
@@ -20,8 +42,8 @@ def metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def per_class_table(split_metrics: dict[str, Any]) -> str:
-    rows = ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+def per_class_table(split_metrics: dict[str, Any], row_name: str = "label") -> str:
+    rows = [f"| {row_name} | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for name, row in split_metrics["per_class"].items():
         rows.append(
             f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1-score']:.4f} | {int(row['support'])} |"
@@ -36,12 +58,13 @@ def confusion_table(split_metrics: dict[str, Any], names: list[str]) -> str:
     return "\n".join(rows)
 
 
-def render(run_name: str, model: str, metrics: dict[str, Any], names: list[str]) -> str:
+def render(run_name: str, model: str, task: str, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
+    what = "a regression target" if task == "regression" else f"{len(names)} {'tags' if task == 'ner' else 'labels'}"
     parts = [
         f"# Run {run_name}",
         "",
-        f"Model `{model}`, {len(names)} labels, {training['steps']} steps ({training['epochs']} epochs) "
+        f"Task {task}, model `{model}`, {what}, {training['steps']} steps ({training['epochs']} epochs) "
         f"in {training['train_time_s']:.1f} s at {training['samples_per_s']:.1f} samples/s; "
         f"{training['trainable_parameters']:,} trainable of {training['total_parameters']:,} parameters; "
         f"peak memory {training['peak_memory_mb']:.0f} MB.",
@@ -50,9 +73,17 @@ def render(run_name: str, model: str, metrics: dict[str, Any], names: list[str])
         "",
         metrics_table(metrics),
     ]
+    truncated = {split: count for split, count in training["truncated"].items() if count}
+    if truncated:
+        counts = ", ".join(
+            f"{count:,} of {training['examples'][split]:,} {split}" for split, count in truncated.items()
+        )
+        parts += ["", f"Examples cut at max_length: {counts}."]
     for split in ("test", "validation"):
-        if split in metrics:
-            parts += ["", f"## Per label ({split})", "", per_class_table(metrics[split])]
-            parts += ["", f"## Confusion matrix ({split})", "", confusion_table(metrics[split], names)]
+        if split in metrics and "per_class" in metrics[split]:
+            row_name = ROW_NAMES.get(task, "label")
+            parts += ["", f"## Per {row_name} ({split})", "", per_class_table(metrics[split], row_name)]
+            if "confusion_matrix" in metrics[split]:
+                parts += ["", f"## Confusion matrix ({split})", "", confusion_table(metrics[split], names)]
             break
     return "\n".join(parts) + "\n"

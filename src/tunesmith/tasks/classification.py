@@ -1,4 +1,4 @@
-"""Single-text classification (and sentence pairs): labels, head, metrics, decoding."""
+"""Single-text and sentence-pair classification: one label per example, softmax head."""
 
 from __future__ import annotations
 
@@ -12,126 +12,130 @@ from sklearn.metrics import (
     accuracy_score,
     classification_report,
     confusion_matrix,
+    f1_score,
     matthews_corrcoef,
     precision_recall_fscore_support,
 )
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
-from tunesmith.errors import UserError, where
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError
+from tunesmith.tasks import vocabulary
+from tunesmith.tasks.encoding import sequence_logits, tokenize
 
-# Scalar metrics that `training.metric_for_best` may name.
-METRIC_NAMES = ["loss", "accuracy", "mcc"] + [
-    f"{kind}_{average}" for kind in ("precision", "recall", "f1") for average in ("macro", "micro", "weighted")
-]
+AVERAGED = [f"{kind}_{average}" for kind in ("precision", "recall", "f1") for average in ("macro", "micro", "weighted")]
 
 
-def label_name(value: Any, source: Path, line: int) -> str:
-    """Canonical name of a raw label: strings stripped, integral numbers as integers."""
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, float):
-        if not value.is_integer():
+class ClassificationTask:
+    main_metric = "accuracy"
+
+    def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.names: list[str] = list(state["names"]) if state else []
+
+    @property
+    def metric_names(self) -> list[str]:
+        binary = ["f1"] if len(self.names) == 2 else []
+        return ["loss", "accuracy", "mcc", *binary, *AVERAGED]
+
+    @property
+    def positive(self) -> str:
+        """The class whose F1 is `f1` in binary tasks (GLUE's MRPC F1 is that of "1")."""
+        wanted = self.cfg.classification.positive_label
+        if wanted is None:
+            return self.names[-1]
+        if wanted not in self.names:
             raise UserError(
-                f"{where(source, line)}: label {value!r} is a fraction. Classification labels are "
-                "names or whole numbers; a numeric target needs a regression task."
+                f'classification.positive_label "{wanted}" is not a label (labels: {", ".join(self.names)}).'
             )
-        value = int(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, str):
-        return value.strip()
-    raise UserError(
-        f"{where(source, line)}: label {value!r} is a {type(value).__name__}; use a name or a whole number."
-    )
+        return wanted
 
-
-def label_names(train: datasets.Dataset, source: Path) -> list[str]:
-    """Sorted label vocabulary: numerically when every label is an integer, else by name."""
-    names = {label_name(value, source, line) for value, line in zip(train["label"], train["line"], strict=True)}
-    if len(names) < 2:
-        only = next(iter(names))
-        raise UserError(
-            f"{source}: every training row has the label {only!r}. A classifier needs at least two "
-            "labels: check data.label_column, or add examples of the other classes."
-        )
-    if all(_is_integer(name) for name in names):
-        return sorted(names, key=int)
-    return sorted(names)
-
-
-def _is_integer(name: str) -> bool:
-    return name.lstrip("-").isdigit()
-
-
-def encode_labels(split: datasets.Dataset, names: list[str], source: Path) -> datasets.Dataset:
-    """Replace raw labels with class ids; a label unknown to training is an error."""
-    ids = {name: index for index, name in enumerate(names)}
-    targets = []
-    for value, line in zip(split["label"], split["line"], strict=True):
-        name = label_name(value, source, line)
-        if name not in ids:
-            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+    def fit_labels(self, train: datasets.Dataset, source: Path) -> None:
+        given = vocabulary.given_names(self.cfg.data)
+        if given is not None:
+            self.names = given
+            for value, line in zip(train["label"], train["line"], strict=True):
+                vocabulary.resolve(value, given, source, line, by_index=True)
+            return
+        names = {vocabulary.label_name(v, source, line) for v, line in zip(train["label"], train["line"], strict=True)}
+        if len(names) < 2:
             raise UserError(
-                f"{where(source, line)}: label {name!r} never appears in the training data "
-                f"(training labels: {shown}). Fix the label, or add training examples for it."
+                f"{source}: every training row has the label {next(iter(names))!r}. A classifier needs at "
+                "least two labels: check data.label_column, or add examples of the other classes."
             )
-        targets.append(ids[name])
-    return split.remove_columns("label").add_column("labels", targets)
+        self.names = vocabulary.sorted_names(names)
 
+    def state(self) -> dict[str, Any]:
+        return {"names": self.names}
 
-def load_model(backbone: str, names: list[str]) -> PreTrainedModel:
-    return AutoModelForSequenceClassification.from_pretrained(
-        backbone,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={name: index for index, name in enumerate(names)},
-    )
+    def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
+        by_index = self.cfg.data.label_names is not None
+        targets = [
+            vocabulary.resolve(value, self.names, source, line, by_index)
+            for value, line in zip(split["label"], split["line"], strict=True)
+        ]
+        return split.remove_columns("label").add_column("labels", targets)
 
+    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
+        return tokenize(split, tokenizer, self.cfg.training.max_length, self.cfg.training.truncation_side)
 
-def load_trained(path: Path) -> PreTrainedModel:
-    return AutoModelForSequenceClassification.from_pretrained(path)
+    def collator(self, tokenizer: Any) -> DataCollatorWithPadding:
+        return DataCollatorWithPadding(tokenizer)
 
-
-def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy per example (the loop averages it)."""
-    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
-
-
-def predictions(logits: torch.Tensor) -> torch.Tensor:
-    return logits.argmax(dim=-1)
-
-
-def compute_metrics(predicted: np.ndarray, targets: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Accuracy, P/R/F1 (macro, micro, weighted), MCC, per-class report, confusion matrix."""
-    label_ids = list(range(len(names)))
-    metrics: dict[str, Any] = {"accuracy": float(accuracy_score(targets, predicted))}
-    for average in ("macro", "micro", "weighted"):
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            targets, predicted, labels=label_ids, average=average, zero_division=0
+    def load_model(self, backbone: str) -> PreTrainedModel:
+        return AutoModelForSequenceClassification.from_pretrained(
+            backbone,
+            num_labels=len(self.names),
+            id2label=dict(enumerate(self.names)),
+            label2id={name: index for index, name in enumerate(self.names)},
         )
-        metrics[f"precision_{average}"] = float(precision)
-        metrics[f"recall_{average}"] = float(recall)
-        metrics[f"f1_{average}"] = float(f1)
-    metrics["mcc"] = float(matthews_corrcoef(targets, predicted))
-    report = classification_report(
-        targets, predicted, labels=label_ids, target_names=names, output_dict=True, zero_division=0
-    )
-    metrics["per_class"] = {name: {key: float(value) for key, value in report[name].items()} for name in names}
-    metrics["confusion_matrix"] = confusion_matrix(targets, predicted, labels=label_ids).tolist()
-    return metrics
 
+    def load_trained(self, path: Path) -> PreTrainedModel:
+        return AutoModelForSequenceClassification.from_pretrained(path)
 
-def decode(logits: torch.Tensor, names: list[str]) -> list[dict[str, Any]]:
-    """One {label, score, probabilities} per row of logits."""
-    probabilities = torch.softmax(logits.float(), dim=-1).tolist()
-    results = []
-    for row in probabilities:
-        best = int(np.argmax(row))
-        results.append(
-            {
-                "label": names[best],
-                "score": row[best],
-                "probabilities": dict(zip(names, row, strict=True)),
-            }
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_example = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+        return per_example, torch.ones_like(per_example)
+
+    def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=-1)
+
+    def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
+        """Accuracy, P/R/F1 (macro, micro, weighted; binary: F1 of the positive class), MCC, report."""
+        y_pred, y_true = np.concatenate(predicted), np.concatenate(targets)
+        label_ids = list(range(len(self.names)))
+        metrics: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}
+        if len(self.names) == 2:
+            positive = self.names.index(self.positive)
+            metrics["f1"] = float(f1_score(y_true, y_pred, pos_label=positive, average="binary", zero_division=0))
+        for average in ("macro", "micro", "weighted"):
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                y_true, y_pred, labels=label_ids, average=average, zero_division=0
+            )
+            metrics[f"precision_{average}"] = float(precision)
+            metrics[f"recall_{average}"] = float(recall)
+            metrics[f"f1_{average}"] = float(f1)
+        metrics["mcc"] = float(matthews_corrcoef(y_true, y_pred))
+        report = classification_report(
+            y_true, y_pred, labels=label_ids, target_names=self.names, output_dict=True, zero_division=0
         )
-    return results
+        metrics["per_class"] = {name: {k: float(v) for k, v in report[name].items()} for name in self.names}
+        metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=label_ids).tolist()
+        return metrics
+
+    def predict(
+        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
+    ) -> list[dict[str, Any]]:
+        """One {label, score, probabilities} per text."""
+        logits = sequence_logits(model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size)
+        results = []
+        for row in torch.softmax(logits, dim=-1).tolist():
+            best = int(np.argmax(row))
+            results.append(
+                {
+                    "label": self.names[best],
+                    "score": row[best],
+                    "probabilities": dict(zip(self.names, row, strict=True)),
+                }
+            )
+        return results

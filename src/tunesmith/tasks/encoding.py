@@ -1,21 +1,25 @@
-"""Tokenization shared by the text tasks, cached on disk by datasets fingerprint.
+"""Tokenization shared by the tasks, cached on disk by datasets fingerprint.
 
-The cache key hashes the split's content fingerprint, the tokenizer and the length
-limit, so a rerun on the same data and model loads the Arrow file instead of
-tokenizing again, and any change to one of them tokenizes afresh.
+The cache key hashes the split's content fingerprint, the tokenizer, the length
+limit and whatever else the caller says shapes the result, so a rerun on the same
+data and model loads the Arrow file instead of tokenizing again, and any change to
+one of them tokenizes afresh.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import datasets
+import torch
 from datasets.fingerprint import Hasher
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # Bump when the encoding logic changes, so old cache files are not reused.
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -26,28 +30,14 @@ def cache_dir() -> Path:
     return Path(base) / "tunesmith"
 
 
-def tokenize(
-    split: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int,
-    truncation_side: str = "right",
+def cached_map(
+    split: datasets.Dataset, encode: Callable[[dict[str, list]], dict[str, list]], key_parts: list[Any]
 ) -> datasets.Dataset:
-    """Add input_ids (and attention_mask, token_type_ids) and a `length` column."""
-    has_pair = "text_pair" in split.column_names
-    key = Hasher.hash(
-        # `_fingerprint` is datasets' content hash of the split (stable across runs).
-        [ENCODING_VERSION, split._fingerprint, tokenizer, max_length, truncation_side, has_pair]
-    )
+    """`split.map(encode, batched=True)`, stored under a key of the split's content and `key_parts`."""
+    # `_fingerprint` is datasets' content hash of the split (stable across runs).
+    key = Hasher.hash([ENCODING_VERSION, split._fingerprint, *key_parts])
     folder = cache_dir() / "tokenized"
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.truncation_side = truncation_side
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        pair = batch["text_pair"] if has_pair else None
-        encoded = tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
     return split.map(
         encode,
         batched=True,
@@ -57,5 +47,56 @@ def tokenize(
     )
 
 
+def tokenize(
+    split: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    truncation_side: str = "right",
+) -> datasets.Dataset:
+    """Texts (and pairs) to input_ids, attention_mask, token_type_ids and a `length` column."""
+    has_pair = "text_pair" in split.column_names
+    tokenizer.truncation_side = truncation_side
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        pair = batch["text_pair"] if has_pair else None
+        encoded = tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    return cached_map(split, encode, [tokenizer, max_length, truncation_side, has_pair])
+
+
 def count_truncated(split: datasets.Dataset, max_length: int) -> int:
     return sum(1 for length in split["length"] if length >= max_length)
+
+
+def sequence_logits(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    pairs: list[str] | None,
+    max_length: int,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """One row of logits per text (pair), in input order, for the sequence-level tasks."""
+    # Longest first so each batch pads little; the original order is restored at the end.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]) - (len(pairs[i]) if pairs else 0))
+    chunks: list[torch.Tensor] = []
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            encoded = tokenizer(
+                [texts[i] for i in rows],
+                [pairs[i] for i in rows] if pairs is not None else None,
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(model.device)
+            chunks.append(model(**encoded).logits.float().cpu())
+    if not chunks:
+        return torch.empty(0, model.config.num_labels)
+    stacked = torch.cat(chunks)
+    result = torch.empty_like(stacked)
+    result[torch.tensor(order)] = stacked
+    return result

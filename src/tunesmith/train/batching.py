@@ -9,12 +9,12 @@ batches nearly uniform in length.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import datasets
 import torch
 from torch.utils.data import DataLoader, Sampler
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # How many batches one mega-batch holds before it is sorted by length.
@@ -61,15 +61,18 @@ def model_columns(split: datasets.Dataset) -> datasets.Dataset:
     return split.select_columns(keep)
 
 
+Collator = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
 def train_loader(
-    split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int, group_by_length: bool
+    split: datasets.Dataset, collator: Collator, batch_size: int, seed: int, group_by_length: bool
 ) -> tuple[DataLoader, LengthGroupedBatchSampler]:
     sampler = LengthGroupedBatchSampler(split["length"], batch_size, seed, group_by_length)
-    loader = DataLoader(model_columns(split), batch_sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+    loader = DataLoader(model_columns(split), batch_sampler=sampler, collate_fn=collator)
     return loader, sampler
 
 
-def eval_loader(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> DataLoader:
+def eval_loader(split: datasets.Dataset, collator: Collator, batch_size: int) -> DataLoader:
     """Longest first, so padding is minimal and an out-of-memory error shows up at once."""
     order = None
     if "length" in split.column_names:
@@ -79,5 +82,5 @@ def eval_loader(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, bat
         model_columns(split),
         batch_size=batch_size,
         sampler=order,
-        collate_fn=DataCollatorWithPadding(tokenizer),
+        collate_fn=collator,
     )

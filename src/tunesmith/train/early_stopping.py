@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Metrics where lower is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = {"loss", "mse", "rmse", "mae", "hamming_loss"}
+
 
 @dataclass
 class EarlyStopping:
@@ -17,7 +20,7 @@ class EarlyStopping:
 
     @property
     def greater_is_better(self) -> bool:
-        return not self.metric.endswith("loss")
+        return self.metric not in LOWER_IS_BETTER
 
     def update(self, metrics: dict[str, float], step: int) -> bool:
         """Record one evaluation; True when it is the best so far.

@@ -11,10 +11,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
@@ -28,6 +28,8 @@ from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.optim import build_optimizer, build_scheduler
 
 LogFn = Callable[[dict[str, Any]], None]
+# Padding value for gathered per-token tensors; the token tasks ignore it.
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -52,22 +54,38 @@ class TrainSummary:
         return self.train_tokens / max(self.train_time_s - self.eval_time_s, 1e-9)
 
 
-def evaluate(
-    model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: ModuleType, names: list[str]
-) -> dict[str, Any]:
-    """Task metrics plus mean loss; predictions are reduced before gathering across processes."""
+def collect(
+    model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Any
+) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Per-batch predictions and targets (reduced before gathering) and the exact mean loss."""
     model.eval()
-    predicted, targets, losses = [], [], []
+    predicted, targets = [], []
+    loss_sum = loss_count = 0.0
     with torch.no_grad():
         for batch in loader:
             labels = batch.pop("labels")
             logits = model(**batch).logits
-            gathered = accelerator.gather_for_metrics((task.predictions(logits), labels, task.loss(logits, labels)))
-            for store, tensor in zip((predicted, targets, losses), gathered, strict=True):
-                store.append(tensor.cpu())
+            sums, counts = task.loss(logits, labels)
+            outputs = (task.predictions(logits, labels), labels, sums, counts)
+            # Token tasks' batches differ in length across processes; pad before gathering.
+            outputs = tuple(
+                accelerator.pad_across_processes(t, dim=1, pad_index=IGNORE_INDEX) if t.dim() > 1 else t
+                for t in outputs
+            )
+            batch_predicted, batch_targets, sums, counts = accelerator.gather_for_metrics(outputs)
+            predicted.append(batch_predicted.cpu().numpy())
+            targets.append(batch_targets.cpu().numpy())
+            loss_sum += float(sums.double().sum())
+            loss_count += float(counts.double().sum())
     model.train()
-    metrics = task.compute_metrics(torch.cat(predicted).numpy(), torch.cat(targets).numpy(), names)
-    metrics["loss"] = float(torch.cat(losses).float().mean())
+    return predicted, targets, loss_sum / max(loss_count, 1.0)
+
+
+def evaluate(model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Any) -> dict[str, Any]:
+    """The task's metrics plus the mean loss on one split."""
+    predicted, targets, loss = collect(model, loader, accelerator, task)
+    metrics = task.compute_metrics(predicted, targets)
+    metrics["loss"] = loss
     return metrics
 
 
@@ -80,27 +98,25 @@ def fit(
     train_set: datasets.Dataset,
     validation_set: datasets.Dataset | None,
     tokenizer: PreTrainedTokenizerBase,
-    task: ModuleType,
-    names: list[str],
+    task: Any,
     cfg: TrainingConfig,
     accelerator: Accelerator,
     log: LogFn,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation."""
-    loader, sampler = train_loader(train_set, tokenizer, cfg.batch_size, cfg.seed, cfg.group_by_length)
+    collator = task.collator(tokenizer)
+    loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length)
     evaluating = validation_set is not None and cfg.evaluates
     optimizer = build_optimizer(model, cfg)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    val_loader = (
-        accelerator.prepare(eval_loader(validation_set, tokenizer, cfg.eval_batch_size)) if evaluating else None
-    )
+    val_loader = accelerator.prepare(eval_loader(validation_set, collator, cfg.eval_batch_size)) if evaluating else None
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     epochs = math.ceil(total_steps / steps_per_epoch)
     # Stepped by hand once per optimizer step: a prepared scheduler would step once per process.
     scheduler = build_scheduler(optimizer, cfg, total_steps)
-    stopper = EarlyStopping(cfg.metric_for_best, cfg.early_stopping_patience)
+    stopper = EarlyStopping(cfg.metric_for_best or task.main_metric, cfg.early_stopping_patience)
     best_state: dict[str, torch.Tensor] | None = None
 
     step = samples = 0
@@ -117,7 +133,7 @@ def fit(
     def run_evaluation() -> None:
         nonlocal best_state, eval_time
         began = time.perf_counter()
-        metrics = evaluate(model, val_loader, accelerator, task, names)
+        metrics = evaluate(model, val_loader, accelerator, task)
         eval_time += time.perf_counter() - began
         if stopper.update(metrics, step):
             unwrapped = accelerator.unwrap_model(model)
@@ -130,7 +146,10 @@ def fit(
         for batch in loader:
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
-                loss = task.loss(model(**batch).logits, labels).mean()
+                sums, counts = task.loss(model(**batch).logits, labels)
+                # Mean over examples (over tagged tokens for token tasks); a batch of only
+                # truncated-away tags counts as one so the loss stays finite.
+                loss = sums.sum() / counts.sum().clamp(min=1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -1,0 +1,178 @@
+"""Multi-label classification (GoEmotions): any number of labels per example, sigmoid + BCE.
+
+A row's labels are a list (JSON) or one string joined by `multilabel.separator`.
+Each label has its own decision threshold: `multilabel.threshold` for all, or, with
+`tune_thresholds`, the one that maximises that label's F1 on validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    f1_score,
+    hamming_loss,
+    precision_recall_fscore_support,
+)
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
+
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError, where
+from tunesmith.tasks import vocabulary
+from tunesmith.tasks.encoding import sequence_logits, tokenize
+
+AVERAGES = ("micro", "macro", "weighted", "samples")
+# Candidate thresholds when tuning one label on validation.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+class MultiLabelTask:
+    main_metric = "f1_macro"
+    metric_names = [
+        "loss",
+        "subset_accuracy",
+        "hamming_loss",
+        *(f"{kind}_{average}" for kind in ("precision", "recall", "f1") for average in AVERAGES),
+    ]
+
+    def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.options = cfg.multilabel
+        state = state or {}
+        self.names: list[str] = list(state.get("names", []))
+        self.thresholds: list[float] = list(state.get("thresholds", []))
+
+    def fit_labels(self, train: datasets.Dataset, source: Path) -> None:
+        given = vocabulary.given_names(self.cfg.data)
+        if given is not None:
+            self.names = given
+        else:
+            seen = {
+                vocabulary.label_name(item, source, line)
+                for value, line in zip(train["label"], train["line"], strict=True)
+                for item in self._items(value, source, line)
+            }
+            if len(seen) < 2:
+                raise UserError(
+                    f"{source}: only one label ({', '.join(seen)}) occurs in the training data. "
+                    "Multi-label classification needs at least two: check data.label_column."
+                )
+            self.names = vocabulary.sorted_names(seen)
+        self.thresholds = [self.options.threshold] * len(self.names)
+
+    def state(self) -> dict[str, Any]:
+        return {"names": self.names, "thresholds": self.thresholds}
+
+    def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
+        by_index = self.cfg.data.label_names is not None
+        targets = []
+        for value, line in zip(split["label"], split["line"], strict=True):
+            row = [0.0] * len(self.names)
+            for item in self._items(value, source, line):
+                row[vocabulary.resolve(item, self.names, source, line, by_index)] = 1.0
+            targets.append(row)
+        return split.remove_columns("label").add_column("labels", targets)
+
+    def _items(self, value: Any, source: Path, line: int) -> list[Any]:
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(self.options.separator)]
+        elif isinstance(value, list):
+            items = [item.strip() if isinstance(item, str) else item for item in value]
+        else:
+            items = [value]
+        if any(item == "" for item in items):
+            raise UserError(
+                f"{where(source, line)}: an empty label in {value!r}. Separate labels with "
+                f'"{self.options.separator}" (multilabel.separator) and leave no empty entries.'
+            )
+        return items
+
+    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
+        return tokenize(split, tokenizer, self.cfg.training.max_length, self.cfg.training.truncation_side)
+
+    def collator(self, tokenizer: Any) -> DataCollatorWithPadding:
+        return DataCollatorWithPadding(tokenizer)
+
+    def load_model(self, backbone: str) -> PreTrainedModel:
+        return AutoModelForSequenceClassification.from_pretrained(
+            backbone,
+            num_labels=len(self.names),
+            problem_type="multi_label_classification",
+            id2label=dict(enumerate(self.names)),
+            label2id={name: index for index, name in enumerate(self.names)},
+        )
+
+    def load_trained(self, path: Path) -> PreTrainedModel:
+        return AutoModelForSequenceClassification.from_pretrained(path)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_label = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), targets.float(), reduction="none"
+        )
+        per_example = per_label.mean(dim=-1)
+        return per_example, torch.ones_like(per_example)
+
+    def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # Probabilities, not decisions: thresholds may still be tuned on them.
+        return torch.sigmoid(logits.float())
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        return (probabilities >= np.array(self.thresholds)).astype(int)
+
+    def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
+        """Micro/macro/weighted/per-sample P/R/F1, subset accuracy, Hamming loss, per-label report."""
+        y_pred = self.decide(np.concatenate(predicted))
+        y_true = np.concatenate(targets).astype(int)
+        metrics: dict[str, Any] = {
+            "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+            "hamming_loss": float(hamming_loss(y_true, y_pred)),
+        }
+        for average in AVERAGES:
+            precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+            metrics[f"precision_{average}"] = float(precision)
+            metrics[f"recall_{average}"] = float(recall)
+            metrics[f"f1_{average}"] = float(f1)
+        report = classification_report(y_true, y_pred, target_names=self.names, output_dict=True, zero_division=0)
+        metrics["per_class"] = {name: {k: float(v) for k, v in report[name].items()} for name in self.names}
+        metrics["thresholds"] = dict(zip(self.names, self.thresholds, strict=True))
+        return metrics
+
+    def tune_thresholds(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> None:
+        """Each label's threshold maximises its F1 on these (validation) predictions.
+
+        A label without positive examples here keeps the default; ties go to the
+        threshold nearest the default, the least surprising choice.
+        """
+        probabilities, y_true = np.concatenate(predicted), np.concatenate(targets).astype(int)
+        default = self.options.threshold
+        tuned = []
+        for label in range(len(self.names)):
+            if y_true[:, label].sum() == 0:
+                tuned.append(default)
+                continue
+            scores = [f1_score(y_true[:, label], probabilities[:, label] >= t, zero_division=0) for t in THRESHOLD_GRID]
+            best = max(scores)
+            candidates = [t for t, s in zip(THRESHOLD_GRID, scores, strict=True) if s == best]
+            tuned.append(float(min(candidates, key=lambda t: abs(t - default))))
+        self.thresholds = tuned
+
+    def predict(
+        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
+    ) -> list[dict[str, Any]]:
+        """One {labels, probabilities} per text; `labels` are those at or above their threshold."""
+        logits = sequence_logits(model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size)
+        probabilities = torch.sigmoid(logits).numpy()
+        decisions = self.decide(probabilities)
+        return [
+            {
+                "labels": [name for name, on in zip(self.names, row, strict=True) if on],
+                "probabilities": dict(zip(self.names, map(float, probs), strict=True)),
+            }
+            for row, probs in zip(decisions, probabilities, strict=True)
+        ]

@@ -1,0 +1,231 @@
+"""Token classification (NER): a tag per word, entity-level scores, entity spans from raw text.
+
+Tags are read in IOB1, IOB2 or BIOES and trained as IOB2: the entities are the same
+in every scheme, and one scheme keeps decoding simple. Only a word's first sub-token
+carries its tag (unless `ner.label_all_subtokens`, for training); evaluation always
+scores one prediction per word, so the scores are word-level like conlleval's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2
+from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, PreTrainedModel
+
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError, where
+from tunesmith.tasks import tagging
+from tunesmith.tasks.encoding import cached_map
+
+IGNORE = -100
+
+
+class NerTask:
+    main_metric = "f1"
+    metric_names = ["loss", "f1", "precision", "recall", "accuracy", "f1_macro"]
+
+    def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.options = cfg.ner
+        state = state or {}
+        self.names: list[str] = list(state.get("names", []))
+        self.scheme: str = state.get("scheme", "iob2")
+
+    def fit_labels(self, train: datasets.Dataset, source: Path) -> None:
+        for tags, line in zip(train["label"], train["line"], strict=True):
+            for index, tag in enumerate(tags):
+                try:
+                    tagging.split_tag(tag)
+                except ValueError as exc:
+                    raise UserError(
+                        f"{self._at(source, line, index)}: unknown tag {tag!r} ({exc}). Tags must be O or "
+                        "B-/I-/E-/S- plus a type (IOB1, IOB2 or BIOES), e.g. B-PER; check data.tag_column."
+                    ) from None
+        self.scheme = self.options.scheme
+        if self.scheme == "auto":
+            self.scheme = tagging.detect_scheme(train["label"])
+        seen = {
+            tag
+            for tags, line in zip(train["label"], train["line"], strict=True)
+            for tag in self._iob2(tags, source, line)
+        }
+        types = sorted({tag[2:] for tag in seen if tag != "O"})
+        if not types:
+            raise UserError(f"{source}: every training tag is O, so there are no entities to learn.")
+        self.names = ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in ("B", "I")]
+
+    def state(self) -> dict[str, Any]:
+        return {"names": self.names, "scheme": self.scheme}
+
+    def _at(self, source: Path, line: int, index: int) -> str:
+        # CoNLL sentences hold one token per line, so token `index` sits `index` lines down.
+        if Path(source).suffix.lower() in {".jsonl", ".json", ".ndjson", ".parquet"} or Path(source).is_dir():
+            return f"{where(source, line)}, token {index + 1}"
+        return where(source, line + index)
+
+    def _iob2(self, tags: list[str], source: Path, line: int) -> list[str]:
+        try:
+            return tagging.to_iob2(tags, self.scheme)
+        except ValueError as exc:
+            raise UserError(
+                f"{where(source, line)}: the tags of this sentence are not valid {self.scheme.upper()} ({exc}). "
+                "Set ner.scheme to the data's scheme (iob1, iob2, bioes) or fix the tags."
+            ) from None
+
+    def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
+        ids = {name: index for index, name in enumerate(self.names)}
+        targets = []
+        for tokens, tags, line in zip(split["text"], split["label"], split["line"], strict=True):
+            if len(tokens) != len(tags):
+                raise UserError(
+                    f"{where(source, line)}: this sentence has {len(tokens)} tokens but {len(tags)} tags. "
+                    "Give exactly one tag per token."
+                )
+            row = []
+            for index, tag in enumerate(self._iob2(tags, source, line)):
+                if tag not in ids:
+                    raise UserError(
+                        f"{self._at(source, line, index)}: tag {tag!r} never appears in the training data "
+                        f"(training tags: {', '.join(self.names)}). Fix the tag or add training sentences with it."
+                    )
+                row.append(ids[tag])
+            targets.append(row)
+        return split.remove_columns("label").add_column("labels", targets)
+
+    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
+        """Sub-tokens of the words, with each word's tag on its first sub-token."""
+        training_cfg = self.cfg.training
+        tokenizer.truncation_side = training_cfg.truncation_side
+        label_all = self.options.label_all_subtokens and training
+        inside = {index: self.names.index("I-" + name[2:]) for index, name in enumerate(self.names) if name[:2] == "B-"}
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            encoded = tokenizer(
+                batch["text"], is_split_into_words=True, truncation=True, max_length=training_cfg.max_length
+            )
+            aligned = []
+            for row, word_labels in enumerate(batch["labels"]):
+                labels, previous = [], None
+                for word in encoded.word_ids(row):
+                    if word is None:
+                        labels.append(IGNORE)
+                    elif word != previous:
+                        labels.append(word_labels[word])
+                    else:
+                        tag = word_labels[word]
+                        labels.append(inside.get(tag, tag) if label_all else IGNORE)
+                    previous = word
+                aligned.append(labels)
+            encoded["labels"] = aligned
+            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+            return encoded
+
+        key = [tokenizer, training_cfg.max_length, training_cfg.truncation_side, label_all, self.names]
+        return cached_map(split, encode, key)
+
+    def collator(self, tokenizer: Any) -> DataCollatorForTokenClassification:
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+
+    def load_model(self, backbone: str) -> PreTrainedModel:
+        return AutoModelForTokenClassification.from_pretrained(
+            backbone,
+            num_labels=len(self.names),
+            id2label=dict(enumerate(self.names)),
+            label2id={name: index for index, name in enumerate(self.names)},
+        )
+
+    def load_trained(self, path: Path) -> PreTrainedModel:
+        return AutoModelForTokenClassification.from_pretrained(path)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sentence sums over tagged sub-tokens, so the loop's mean is per token."""
+        per_token = torch.nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+        )
+        mask = targets != IGNORE
+        return (per_token * mask).sum(dim=1), mask.sum(dim=1)
+
+    def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=-1).masked_fill(targets == IGNORE, IGNORE)
+
+    def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
+        """Entity-level P/R/F1 (seqeval; conlleval rules, or strict IOB2), per-type report, tag accuracy."""
+        y_true, y_pred = [], []
+        for batch_pred, batch_true in zip(predicted, targets, strict=True):
+            for row_pred, row_true in zip(batch_pred, batch_true, strict=True):
+                keep = row_true != IGNORE
+                y_true.append([self.names[i] for i in row_true[keep]])
+                y_pred.append([self.names[i] for i in row_pred[keep]])
+        strict = {"mode": "strict", "scheme": IOB2} if self.options.strict else {}
+        report = classification_report(y_true, y_pred, output_dict=True, zero_division=0, **strict)
+        types = sorted(name for name in report if name not in {"micro avg", "macro avg", "weighted avg"})
+        return {
+            "f1": float(f1_score(y_true, y_pred, zero_division=0, **strict)),
+            "precision": float(precision_score(y_true, y_pred, zero_division=0, **strict)),
+            "recall": float(recall_score(y_true, y_pred, zero_division=0, **strict)),
+            "f1_macro": float(report["macro avg"]["f1-score"]) if "macro avg" in report else 0.0,
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "per_class": {kind: {k: float(v) for k, v in report[kind].items()} for kind in types},
+        }
+
+    def predict(
+        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
+    ) -> list[dict[str, Any]]:
+        """Entities of each raw text as {text, type, start, end, score}; `end` is exclusive.
+
+        Words are the tokenizer's own pre-tokenized words (whitespace and punctuation
+        split, each CJK character a word); each word takes its first sub-token's tag,
+        and invalid tag sequences are repaired the conlleval way before spans are read.
+        """
+        results = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            encoded = tokenizer(
+                chunk,
+                truncation=True,
+                max_length=self.cfg.training.max_length,
+                padding=True,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = encoded.pop("offset_mapping").tolist()
+            with torch.no_grad():
+                probabilities = torch.softmax(model(**encoded.to(model.device)).logits.float(), dim=-1).cpu()
+            for row, text in enumerate(chunk):
+                results.append(self._entities(text, encoded.word_ids(row), offsets[row], probabilities[row]))
+        return results
+
+    def _entities(
+        self, text: str, word_ids: list[int | None], offsets: list[list[int]], probabilities: torch.Tensor
+    ) -> dict[str, Any]:
+        spans: dict[int, list[int]] = {}
+        first: dict[int, int] = {}
+        for position, word in enumerate(word_ids):
+            if word is None:
+                continue
+            first.setdefault(word, position)
+            begin, end = offsets[position]
+            span = spans.setdefault(word, [begin, end])
+            span[1] = end
+        words = sorted(first)
+        scores, tags = probabilities[[first[w] for w in words]].max(dim=-1)
+        labels = tagging.repair_iob2([self.names[i] for i in tags.tolist()])
+        entities = []
+        for kind, begin, end in tagging.entity_spans(labels):
+            char_start, char_end = spans[words[begin]][0], spans[words[end - 1]][1]
+            entities.append(
+                {
+                    "text": text[char_start:char_end],
+                    "type": kind,
+                    "start": char_start,
+                    "end": char_end,
+                    "score": float(scores[begin:end].mean()),
+                }
+            )
+        return {"entities": entities}

@@ -93,3 +93,65 @@ def tiny_config(tiny_model: str, sentiment_csv: Path, tmp_path: Path) -> dict:
         "data": {"train": str(sentiment_csv)},
         "training": {"epochs": 3, "batch_size": 8, "learning_rate": 2e-3, "logging_steps": 5, "warmup_ratio": 0.0},
     }
+
+
+def write_regression_csv(path: Path, rows: int = 80, seed: int = 0) -> Path:
+    """Score = the number of positive words (0-3) in a text: a learnable regression target."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "score"])
+        for i in range(rows):
+            positives = i % 4
+            words = rng.sample(SENTIMENT_WORDS["pos"], positives) + rng.sample(SENTIMENT_WORDS["neg"], 3 - positives)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), f"{positives:.1f}"])
+    return path
+
+
+TOPICS = {"sport": ["football", "tennis", "golf"], "music": ["guitar", "piano", "violin"], "food": ["pizza", "soup"]}
+
+
+def write_multilabel_csv(path: Path, rows: int = 90, seed: int = 0) -> Path:
+    """Labels = the topics whose words a text mentions, joined with commas (one or two per row)."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    names = sorted(TOPICS)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "topics"])
+        for i in range(rows):
+            chosen = rng.sample(names, 1 + i % 2)
+            words = [rng.choice(TOPICS[topic]) for topic in chosen] + ["today", "we", "talked"]
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), ",".join(chosen)])
+    return path
+
+
+PEOPLE = [["john", "smith"], ["mary"], ["peter", "parker"], ["anna"]]
+PLACES = [["paris"], ["new", "york"], ["berlin"], ["rome"]]
+
+
+def ner_sentences(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """Sentences like "yesterday john smith visited paris" with IOB2 PER and LOC tags."""
+    import random
+
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(count):
+        person, place = rng.choice(PEOPLE), rng.choice(PLACES)
+        tokens = [rng.choice(["yesterday", "today", "then"]), *person, rng.choice(["visited", "left"]), *place]
+        tags = ["O"] + ["B-PER"] + ["I-PER"] * (len(person) - 1) + ["O", "B-LOC"] + ["I-LOC"] * (len(place) - 1)
+        sentences.append((tokens, tags))
+    return sentences
+
+
+def write_conll(path: Path, sentences: list[tuple[list[str], list[str]]]) -> Path:
+    blocks = ["\n".join(f"{token} {tag}" for token, tag in zip(tokens, tags, strict=True)) for tokens, tags in sentences]
+    path.write_text("-DOCSTART- O\n\n" + "\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path

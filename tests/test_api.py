@@ -58,3 +58,59 @@ def test_failed_run_is_marked_failed(tiny_config: dict, monkeypatch: pytest.Monk
     status = json.loads((Path(tiny_config["output_dir"]) / "status.json").read_text())
     assert status == {**status, "status": "failed", "error": "simulated crash"}
     assert not (Path(tiny_config["output_dir"]) / "metrics.json").exists()
+
+
+def task_config(tiny_model: str, tmp_path: Path, task: str) -> dict:
+    """A tiny-model config for each task on synthetic, learnable data."""
+    from tests.conftest import ner_sentences, write_conll, write_multilabel_csv, write_regression_csv
+
+    training = {"epochs": 12, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0}
+    if task == "regression":
+        data = {"train": str(write_regression_csv(tmp_path / "r.csv")), "label_column": "score"}
+    elif task == "multilabel":
+        data = {"train": str(write_multilabel_csv(tmp_path / "m.csv")), "label_column": "topics"}
+    else:
+        data = {
+            "train": str(write_conll(tmp_path / "train.conll", ner_sentences(80))),
+            "validation": str(write_conll(tmp_path / "dev.conll", ner_sentences(16, seed=1))),
+            "test": str(write_conll(tmp_path / "test.conll", ner_sentences(16, seed=2))),
+        }
+    return {"model": tiny_model, "task": task, "output_dir": str(tmp_path / task), "data": data, "training": training}
+
+
+def test_regression_learns_and_predicts_values(tiny_model: str, tmp_path: Path) -> None:
+    run = tunesmith.finetune(task_config(tiny_model, tmp_path, "regression"))
+    assert run.metrics["test"]["pearson"] > 0.8, run.metrics["test"]
+    results = tunesmith.load(run.path).predict(["great superb lovely", "awful terrible boring"])
+    assert results[0]["value"] > results[1]["value"] + 1.0
+
+
+def test_multilabel_learns_and_predicts_label_sets(tiny_model: str, tmp_path: Path) -> None:
+    cfg = task_config(tiny_model, tmp_path, "multilabel")
+    cfg["multilabel"] = {"tune_thresholds": True}
+    # At 3e-3 the random tiny model's sigmoid outputs stall near the label frequencies.
+    cfg["training"].update(epochs=20, learning_rate=1e-3)
+    run = tunesmith.finetune(cfg)
+    assert run.metrics["test"]["f1_micro"] > 0.8, run.metrics["test"]
+    assert set(run.metrics["test"]["thresholds"]) == {"food", "music", "sport"}
+    result = tunesmith.load(run.path).predict(["we talked football and piano today"])[0]
+    assert set(result["labels"]) == {"music", "sport"}
+    assert set(result["probabilities"]) == {"food", "music", "sport"}
+
+
+def test_ner_learns_and_returns_entity_spans(tiny_model: str, tmp_path: Path) -> None:
+    from transformers import AutoModelForTokenClassification
+
+    run = tunesmith.finetune(task_config(tiny_model, tmp_path, "ner"))
+    assert run.metrics["test"]["f1"] > 0.9, run.metrics["test"]
+    assert set(run.metrics["test"]["per_class"]) == {"LOC", "PER"}
+    text = "then mary left new york"
+    entities = tunesmith.load(run.path).predict([text])[0]["entities"]
+    assert [(e["text"], e["type"]) for e in entities] == [("mary", "PER"), ("new york", "LOC")]
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
+    # Plain transformers tags the same words from the saved folder alone.
+    model = AutoModelForTokenClassification.from_pretrained(run.path / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(run.path / "model")
+    with torch.no_grad():
+        tags = model(**tokenizer(text, return_tensors="pt")).logits.argmax(-1)[0].tolist()
+    assert [model.config.id2label[t] for t in tags[1:-1]] == ["O", "B-PER", "O", "B-LOC", "I-LOC"]

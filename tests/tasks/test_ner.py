@@ -1,0 +1,136 @@
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError
+from tunesmith.models.backbones import load_tokenizer, resolve
+from tunesmith.tasks.ner import IGNORE, NerTask
+
+SOURCE = Path("train.conll")
+
+
+def split(sentences: list[tuple[list[str], list[str]]], first_line: int = 1) -> datasets.Dataset:
+    lines, line = [], first_line
+    for tokens, _ in sentences:
+        lines.append(line)
+        line += len(tokens) + 1  # one token per line, then a blank line
+    return datasets.Dataset.from_dict(
+        {"text": [s[0] for s in sentences], "label": [s[1] for s in sentences], "line": lines}
+    )
+
+
+TRAIN = [
+    (["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
+    (["Peter", "Blackburn", "in", "Brussels"], ["B-PER", "I-PER", "O", "B-LOC"]),
+]
+
+
+def task(sentences=TRAIN, **options: object) -> NerTask:
+    made = NerTask(RunConfig.model_validate({"task": "ner", "data": {"train": "t.conll"}, "ner": options}))
+    made.fit_labels(split(sentences), SOURCE)
+    return made
+
+
+def test_tags_are_o_then_b_and_i_per_type() -> None:
+    fitted = task()
+    assert fitted.names == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert fitted.scheme == "iob2"
+    assert fitted.encode(split(TRAIN[:1]), SOURCE)["labels"] == [[5, 0, 3, 0]]
+
+
+@pytest.mark.parametrize(
+    ("tags", "scheme"),
+    [
+        (["I-PER", "I-PER", "O", "I-LOC"], "iob1"),
+        (["B-PER", "E-PER", "O", "S-LOC"], "bioes"),
+    ],
+)
+def test_iob1_and_bioes_train_as_iob2(tags: list[str], scheme: str) -> None:
+    fitted = task([(["Peter", "Blackburn", "in", "Brussels"], tags)])
+    assert fitted.scheme == scheme
+    expected = [fitted.names.index(t) for t in ["B-PER", "I-PER", "O", "B-LOC"]]
+    assert fitted.encode(split([(["Peter", "Blackburn", "in", "Brussels"], tags)]), SOURCE)["labels"] == [expected]
+
+
+def test_unknown_tag_names_the_tokens_own_line() -> None:
+    sentences = [*TRAIN, (["a", "b", "c"], ["O", "O", "PERSON"])]
+    with pytest.raises(UserError, match=r"train.conll, line 13: unknown tag 'PERSON'.*IOB1, IOB2 or BIOES"):
+        task(sentences)
+
+
+def test_bioes_tags_under_a_declared_iob2_scheme_are_an_error() -> None:
+    with pytest.raises(UserError, match=r"train.conll, line 1: the tags of this sentence are not valid IOB2"):
+        task([(["Peter", "Blackburn"], ["B-PER", "E-PER"])], scheme="iob2")
+
+
+def test_token_and_tag_counts_must_match() -> None:
+    fitted = task()
+    bad = datasets.Dataset.from_dict({"text": [["a", "b", "c"]], "label": [["O", "O"]], "line": [7]})
+    with pytest.raises(UserError, match=r"dev.conll, line 7: this sentence has 3 tokens but 2 tags"):
+        fitted.encode(bad, Path("dev.conll"))
+
+
+def test_a_tag_unseen_in_training_names_its_line() -> None:
+    fitted = task()
+    with pytest.raises(UserError, match=r"dev.conll, line 12: tag 'B-DATE' never appears in the training data"):
+        fitted.encode(split([(["in", "May"], ["O", "B-DATE"])], first_line=11), Path("dev.conll"))
+
+
+def test_only_first_subtokens_carry_tags_unless_all_are_labelled() -> None:
+    tokenizer = load_tokenizer(resolve("minilm"))
+    sentence = [(["Blackburnshire", "visited"], ["B-LOC", "O"])]
+    pieces = tokenizer.tokenize("Blackburnshire")
+    assert len(pieces) > 1
+    for label_all, training in [(False, True), (True, True), (True, False)]:
+        fitted = task([*TRAIN, *sentence], label_all_subtokens=label_all)
+        encoded = fitted.tokenize(fitted.encode(split(sentence), SOURCE), tokenizer, training)
+        labels = encoded["labels"][0]
+        b_loc, i_loc, outside = (fitted.names.index(t) for t in ("B-LOC", "I-LOC", "O"))
+        rest = [i_loc] * (len(pieces) - 1) if label_all and training else [IGNORE] * (len(pieces) - 1)
+        assert labels == [IGNORE, b_loc, *rest, outside, IGNORE]
+
+
+def test_loss_averages_over_tagged_tokens_only() -> None:
+    fitted = task()
+    logits = torch.zeros(2, 3, len(fitted.names))
+    targets = torch.tensor([[IGNORE, 1, 2], [IGNORE, 0, IGNORE]])
+    sums, counts = fitted.loss(logits, targets)
+    assert counts.tolist() == [2, 1]
+    assert sums.tolist() == pytest.approx([2 * np.log(9), np.log(9)])
+
+
+def test_entity_level_metrics_and_strict_mode() -> None:
+    fitted = task()
+    ids = {name: i for i, name in enumerate(fitted.names)}
+    gold = ["B-PER", "I-PER", "O", "B-LOC"]
+    # PER found; the LOC is predicted as a bare I-LOC: conlleval counts it, strict IOB2 does not.
+    predicted = ["B-PER", "I-PER", "O", "I-LOC"]
+    row_true = np.array([[IGNORE] + [ids[t] for t in gold] + [IGNORE]])
+    row_pred = np.array([[IGNORE] + [ids[t] for t in predicted] + [IGNORE]])
+    lenient = fitted.compute_metrics([row_pred], [row_true])
+    assert lenient["f1"] == 1.0 and lenient["accuracy"] == pytest.approx(3 / 4)
+    strict = task(strict=True).compute_metrics([row_pred], [row_true])
+    assert strict["precision"] == 1.0 and strict["recall"] == 0.5
+    assert set(lenient["per_class"]) == {"LOC", "PER"} and lenient["per_class"]["PER"]["support"] == 1
+
+
+def test_entities_are_character_spans_of_the_raw_text() -> None:
+    fitted = task()
+    tokenizer = load_tokenizer(resolve("minilm"))
+    text = "Yesterday  Peter Blackburn flew to Brussels."
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    word_ids = encoded.word_ids()
+    tags_by_word = {1: "B-PER", 2: "I-PER", 5: "I-LOC"}  # a bare I-LOC is repaired to an entity start
+    probabilities = torch.zeros(len(word_ids), len(fitted.names))
+    for position, word in enumerate(word_ids):
+        probabilities[position, fitted.names.index(tags_by_word.get(word, "O"))] = 1.0
+    result = fitted._entities(text, word_ids, encoded["offset_mapping"], probabilities)
+    assert [(e["text"], e["type"], e["start"], e["end"]) for e in result["entities"]] == [
+        ("Peter Blackburn", "PER", 11, 26),
+        ("Brussels", "LOC", 35, 43),
+    ]
+    assert all(e["score"] == 1.0 for e in result["entities"])

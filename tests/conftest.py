@@ -152,6 +152,6 @@ def ner_sentences(count: int, seed: int = 0) -> list[tuple[list[str], list[str]]
 
 
 def write_conll(path: Path, sentences: list[tuple[list[str], list[str]]]) -> Path:
-    blocks = ["\n".join(f"{token} {tag}" for token, tag in zip(tokens, tags, strict=True)) for tokens, tags in sentences]
+    blocks = ["\n".join(f"{t} {tag}" for t, tag in zip(tokens, tags, strict=True)) for tokens, tags in sentences]
     path.write_text("-DOCSTART- O\n\n" + "\n\n".join(blocks) + "\n", encoding="utf-8")
     return path

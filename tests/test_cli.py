@@ -202,3 +202,137 @@ def test_train_predict_evaluate_round_trip(
 def test_evaluate_and_predict_need_a_finished_run(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "predict", tmp_path, "--text", "hi")
     assert_user_error(code, err, "is not a finished run folder")
+
+
+# Ten sentences of four lines each (with the blank line): sentence k starts on line 4k + 1.
+CONLL_OK = "EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n\n" * 5
+MULTI = ['"anger,joy"', "joy"]
+JSONL_OK = '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n' * 10
+
+
+@pytest.mark.parametrize(
+    ("task", "files", "fragments"),
+    [
+        ("ner", {"t.conll": CONLL_OK + "Brussels B-LOC\n1996-08-22\n"}, ["t.conll, line 32", "has one field"]),
+        (
+            "ner",
+            {"t.jsonl": JSONL_OK + '{"tokens": ["EU", "rejects"], "tags": ["B-ORG"]}\n'},
+            ["t.jsonl, line 11", "has 2 tokens but 1 tags"],
+        ),
+        ("ner", {"t.conll": CONLL_OK + "Brussels LOCATION\n"}, ["t.conll, line 31", "unknown tag 'LOCATION'"]),
+        (
+            "ner",
+            {"t.jsonl": JSONL_OK + '{"tokens": [], "tags": []}\n'},
+            ["t.jsonl, line 11", "an empty sentence"],
+        ),
+        (
+            "multilabel",
+            {"t.csv": "text,label\n" + "".join(f"row {i},{MULTI[i % 2]}\n" for i in range(20))},
+            [],
+        ),
+        (
+            "regression",
+            {"t.csv": "text,label\n" + "".join(f"row {i},{i / 10}\n" for i in range(20)) + "x,nan\n"},
+            ["t.csv, line 22", "not a finite number"],
+        ),
+    ],
+    ids=[
+        "ner-missing-tag",
+        "ner-count-mismatch",
+        "ner-unknown-scheme",
+        "ner-empty-sentence",
+        "multilabel-unknown",
+        "regression-nan",
+    ],
+)
+def test_task_specific_bad_input_exits_2(
+    capsys: pytest.CaptureFixture, tmp_path: Path, task: str, files: dict, fragments: list[str]
+) -> None:
+    for name, content in files.items():
+        write(tmp_path / name, content)
+    train = tmp_path / next(iter(files))
+    extra = []
+    if task == "multilabel":
+        # Validation names a label that the training data never uses.
+        extra = ["--validation", write(tmp_path / "v.csv", 'text,label\nfine,joy\nmeh,"joy,fear"\n')]
+        fragments = ["v.csv, line 3", "label 'fear' never appears in the training data"]
+    output = tmp_path / "out"
+    code, _, err = run_cli(capsys, "train", "--task", task, "--data", train, *extra, "--output-dir", output)
+    assert_user_error(code, err, *fragments)
+    assert not output.exists()
+
+
+def test_overrides_may_follow_flags_and_unknown_flags_still_fail(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path / "t.csv", "training.epochs=2")
+    assert_user_error(code, err, "t.csv: file not found")
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--data", "t.csv", "--epochz", "2"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --epochz" in capsys.readouterr().err
+
+
+def test_sentence_pairs_train_and_predict(capsys: pytest.CaptureFixture, tmp_path: Path, tiny_model: str) -> None:
+    rows = ["first,second,same"] + [
+        f"the {w} film,a {w} movie,1" if i % 2 else f"the {w} film,the plot,0"
+        for i, w in enumerate(["great", "awful", "fine", "dull"] * 10)
+    ]
+    data = write(tmp_path / "pairs.csv", "\n".join(rows) + "\n")
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        data,
+        "--text-column",
+        "first",
+        "--text-pair-column",
+        "second",
+        "--label-column",
+        "same",
+        "--model",
+        tiny_model,
+        "--epochs",
+        "1",
+        "--output-dir",
+        run_dir,
+    )
+    assert code == 0, err
+    assert "f1 " in out  # binary task: F1 of the positive class
+    code, out, _ = run_cli(capsys, "predict", run_dir, "--text", "the good film", "--text-pair", "a good movie")
+    assert code == 0 and out.split("\t")[0] in {"0", "1"}
+    code, _, err = run_cli(capsys, "predict", run_dir, "--text", "a", "--text", "b", "--text-pair", "c")
+    assert_user_error(code, err, "2 texts but 1 second texts")
+
+
+def test_ner_train_predict_evaluate(capsys: pytest.CaptureFixture, tmp_path: Path, tiny_model: str) -> None:
+    from tests.conftest import ner_sentences, write_conll
+
+    train = write_conll(tmp_path / "train.conll", ner_sentences(40))
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--task",
+        "ner",
+        "--data",
+        train,
+        "--model",
+        tiny_model,
+        "--epochs",
+        "1",
+        "--output-dir",
+        run_dir,
+    )
+    assert code == 0, err
+    assert json.loads((run_dir / "task.json").read_text())["scheme"] == "iob2"
+    assert "## Per entity type" in (run_dir / "report.md").read_text()
+    code, out, _ = run_cli(capsys, "predict", run_dir, "--text", "then mary left rome")
+    assert code == 0 and out.endswith("\tthen mary left rome\n")
+    output = tmp_path / "entities.csv"
+    texts = write(tmp_path / "texts.csv", "text\nthen anna left paris\n")
+    code, _, _ = run_cli(capsys, "predict", run_dir, "--input", texts, "--output", output)
+    with open(output, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert code == 0 and set(rows[0]) == {"text", "entities"} and isinstance(json.loads(rows[0]["entities"]), list)
+    code, out, _ = run_cli(capsys, "evaluate", run_dir, "--data", train)
+    assert code == 0 and "f1" in out and "precision" in out

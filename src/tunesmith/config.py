@@ -19,13 +19,6 @@ from tunesmith.errors import UserError
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 TaskName = Literal["classification", "regression", "multilabel", "ner"]
 
-# Column names assumed when the config names none: NER reads token lists and tag lists.
-DEFAULT_COLUMNS: dict[str, tuple[str, str]] = {
-    "classification": ("text", "label"),
-    "regression": ("text", "label"),
-    "multilabel": ("text", "label"),
-    "ner": ("tokens", "tags"),
-}
 
 
 class _Section(BaseModel):
@@ -157,10 +150,12 @@ class RunConfig(_Section):
         # Filled in before validation so the saved config names the columns actually read.
         if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
             return raw
-        text, label = DEFAULT_COLUMNS.get(raw.get("task", "classification"), DEFAULT_COLUMNS["classification"])
+        # NER reads token lists and tag lists; the other tasks keep DataConfig's own defaults.
+        if raw.get("task") != "ner":
+            return raw
         data = dict(raw["data"])
-        data["text_column"] = data.get("text_column") or text
-        data["label_column"] = data.get("label_column") or label
+        data["text_column"] = data.get("text_column") or "tokens"
+        data["label_column"] = data.get("label_column") or "tags"
         return {**raw, "data": data}
 
     def run_name(self) -> str:

@@ -30,12 +30,22 @@ def _offline_and_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 2-layer, 32-wide BERT with random weights and the real MiniLM tokenizer."""
+    # No dropout: runs that differ only in batching must give the same numbers.
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), dropout=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_dropout_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny BERT with dropout, so that a run's numbers depend on the random generators' state."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-dropout"), dropout=0.1)
+
+
+def write_tiny_bert(folder: Path, dropout: float) -> str:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from tunesmith.models.backbones import resolve
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -44,9 +54,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        # No dropout: runs that differ only in batching must give the same numbers.
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

@@ -7,10 +7,13 @@ before the run folder is created, so bad input leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
@@ -21,12 +24,15 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.predictor import Predictor
-from tunesmith.runs import RunFolder
+from tunesmith.runs import RunFolder, resume_point
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
+from tunesmith.train.signals import GracefulStop, StopRequested
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,13 +47,20 @@ class Run:
         return Predictor.from_run(self.path)
 
 
-def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> Run:
-    """Fine-tune, evaluate and save one run; returns it when it has finished."""
+def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, resume: bool = False) -> Run:
+    """Fine-tune, evaluate and save one run; returns it when it has finished.
+
+    A run folder holding an unfinished run with a checkpoint is resumed from it
+    (`resume=True` insists on that); `overwrite=True` starts afresh instead.
+    """
     cfg = _as_config(config)
     task = get_task(cfg)
     training = cfg.training
     accelerator = Accelerator(gradient_accumulation_steps=training.gradient_accumulation_steps)
 
+    checkpoint, skipped = resume_point(cfg.run_dir(), overwrite, resume)
+    if checkpoint is not None:
+        _check_same_config(cfg, cfg.run_dir())
     data = load_splits(cfg.data, training.seed, token_level=cfg.task == "ner")
     task.fit_labels(data.splits["train"], data.sources["train"])
     _check_metric(cfg, task)
@@ -55,59 +68,110 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False) -> 
     backbone = check_loadable(cfg.model)
     tokenizer = load_tokenizer(backbone)
 
-    run = RunFolder.create(cfg.run_dir(), overwrite) if accelerator.is_main_process else RunFolder(cfg.run_dir())
-    accelerator.wait_for_everyone()
     write = accelerator.is_main_process
-    try:
-        if write:
-            run.set_status("running")
-            run.write_yaml("config.yaml", cfg.resolved().model_dump(mode="json"))
-        # One process writes the tokenization cache; the others then read it.
-        with accelerator.main_process_first():
-            encoded = {name: task.tokenize(split, tokenizer, name == "train") for name, split in splits.items()}
-        set_seed(training.seed)
-        model = task.load_model(backbone)
-        model, summary = fit(
-            model,
-            encoded["train"],
-            encoded.get("validation"),
-            tokenizer,
-            task,
-            training,
-            accelerator,
-            log=run.append_history if write else _ignore,
-        )
-        loaders = {
-            name: accelerator.prepare(eval_loader(encoded[name], task.collator(tokenizer), training.eval_batch_size))
-            for name in ("validation", "test")
-            if name in encoded
-        }
-        if cfg.task == "multilabel" and cfg.multilabel.tune_thresholds and "validation" in loaders:
-            predicted, targets, _ = collect(model, loaders["validation"], accelerator, task)
-            task.tune_thresholds(predicted, targets)
-        metrics: dict[str, Any] = {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
-        metrics["training"] = training_figures(summary, model, encoded, training.max_length, accelerator)
-        if write:
-            run.write_json("labels.json", task.names)
-            run.write_json("task.json", task.state())
-            model.save_pretrained(run.path / "model", safe_serialization=True)
-            tokenizer.save_pretrained(run.path / "model")
-            for name in ("validation", "test"):
-                if name in metrics:
-                    run.append_history({"split": name, "final": True, "step": summary.steps, **scalars(metrics[name])})
-            run.write_json("metrics.json", metrics)
-            run.write_text("report.md", report.render(cfg.run_name(), cfg.model, cfg.task, metrics, task.names))
-            run.set_status("finished")
-    except KeyboardInterrupt:
-        if write:
-            run.set_status("interrupted")
-        raise
-    except BaseException as exc:
-        if write:
-            run.set_status("failed", error=str(exc) or type(exc).__name__)
-        raise
+    if not write:
+        run = RunFolder(cfg.run_dir())
+    elif checkpoint is None:
+        run = RunFolder.create(cfg.run_dir(), overwrite)
+    else:
+        for reason in skipped:
+            logger.warning("Skipping checkpoint %s", reason)
+        logger.info("Resuming %s from step %d", cfg.run_dir(), checkpoint.step)
+        run = RunFolder.reopen(cfg.run_dir(), checkpoint)
+    accelerator.wait_for_everyone()
+    with GracefulStop() as stop:
+        try:
+            if write:
+                run.set_status("running", **({"resumed_from_step": checkpoint.step} if checkpoint else {}))
+                run.write_yaml("config.yaml", cfg.resolved().model_dump(mode="json"))
+            # One process writes the tokenization cache; the others then read it.
+            with accelerator.main_process_first():
+                encoded = {name: task.tokenize(split, tokenizer, name == "train") for name, split in splits.items()}
+            set_seed(training.seed)
+            model = task.load_model(backbone)
+            with stop.deferred():
+                model, summary = fit(
+                    model,
+                    encoded["train"],
+                    encoded.get("validation"),
+                    tokenizer,
+                    task,
+                    training,
+                    accelerator,
+                    log=run.append_history if write else _ignore,
+                    checkpoint_dir=run.checkpoints,
+                    resume=checkpoint,
+                    stop=stop,
+                )
+            loaders = {
+                name: accelerator.prepare(
+                    eval_loader(encoded[name], task.collator(tokenizer), training.eval_batch_size)
+                )
+                for name in ("validation", "test")
+                if name in encoded
+            }
+            if cfg.task == "multilabel" and cfg.multilabel.tune_thresholds and "validation" in loaders:
+                predicted, targets, _ = collect(model, loaders["validation"], accelerator, task)
+                task.tune_thresholds(predicted, targets)
+            metrics: dict[str, Any] = {
+                name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()
+            }
+            metrics["training"] = training_figures(summary, model, encoded, training.max_length, accelerator)
+            if write:
+                run.write_json("labels.json", task.names)
+                run.write_json("task.json", task.state())
+                run.save_model(model, tokenizer)
+                for name in ("validation", "test"):
+                    if name in metrics:
+                        run.append_history(
+                            {"split": name, "final": True, "step": summary.steps, **scalars(metrics[name])}
+                        )
+                run.write_json("metrics.json", metrics)
+                run.write_text("report.md", report.render(cfg.run_name(), cfg.model, cfg.task, metrics, task.names))
+                run.set_status("finished")
+                if not training.keep_checkpoints:
+                    shutil.rmtree(run.checkpoints, ignore_errors=True)
+        except StopRequested as exc:
+            if write:
+                saved = {"checkpoint": str(exc.checkpoint)} if exc.checkpoint else {}
+                run.set_status("interrupted", signal=str(exc), **saved)
+            raise
+        except KeyboardInterrupt:
+            if write:
+                run.set_status("interrupted", signal="SIGINT")
+            raise
+        except BaseException as exc:
+            if write:
+                run.set_status("failed", error=str(exc) or type(exc).__name__)
+            raise
     accelerator.wait_for_everyone()
     return Run(run.path, cfg, metrics)
+
+
+def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:
+    """A run resumes only with the settings it started with: a changed schedule or data order is a different run."""
+    try:
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        saved = None
+    current = yaml.safe_load(yaml.safe_dump(cfg.resolved().model_dump(mode="json")))
+    changes = _differences(saved, current) if isinstance(saved, dict) else ["config.yaml is missing or unreadable"]
+    if changes:
+        raise UserError(
+            f"{run_dir} holds a checkpoint of a run with other settings ({'; '.join(changes[:5])}). "
+            "Resume with the settings it started with, or pass --overwrite to start a new run there."
+        )
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        before, after = saved.get(key), current.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changes.append(f"{prefix}{key}: {before!r} then, {after!r} now")
+    return changes
 
 
 def _check_metric(cfg: RunConfig, task: Any) -> None:

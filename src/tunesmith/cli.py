@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
+from tunesmith.train.signals import StopRequested
 
 EXAMPLES = """examples:
   tunesmith train --data train.csv --text-column text --label-column label
@@ -101,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="run name (default: from the config or data file name)")
     run.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run from its latest checkpoint (automatic when one is there; "
+        "with --resume, its absence is an error)",
+    )
     hyper = train.add_argument_group("training")
     hyper.add_argument("--epochs", type=int, metavar="N")
     hyper.add_argument("--batch-size", type=int, metavar="N")
@@ -168,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return UserError.exit_code
+    except StopRequested as stop:
+        saved = f"; checkpoint {stop.checkpoint}. Run the same command again to resume" if stop.checkpoint else ""
+        print(f"interrupted by {stop}{saved}.", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -192,7 +203,7 @@ def run_train(args: argparse.Namespace) -> None:
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
-    run = finetune(cfg, overwrite=args.overwrite)
+    run = finetune(cfg, overwrite=args.overwrite, resume=args.resume)
     _print_summary(run.path, run.metrics)
 
 
@@ -319,6 +330,15 @@ def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
 
 
 def _quiet_libraries() -> None:
+    # tunesmith's own notices (resuming, skipped checkpoints) go to stderr as plain lines.
+    import logging
+
+    notices = logging.getLogger("tunesmith")
+    if not notices.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        notices.addHandler(handler)
+        notices.setLevel(logging.INFO)
     # Loading a backbone into a new head always "misses" the head's weights; that is expected.
     import datasets
     from transformers.utils import logging as hf_logging

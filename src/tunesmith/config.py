@@ -20,7 +20,6 @@ DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 TaskName = Literal["classification", "regression", "multilabel", "ner"]
 
 
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -88,6 +87,13 @@ class TrainingConfig(_Section):
     # The validation metric that picks the best model; None: the task's main metric.
     metric_for_best: str | None = None
     seed: int = 42
+    # Write a resumable checkpoint every this many optimizer steps (also at every evaluation
+    # and epoch end); None: only at evaluations and epoch ends.
+    save_steps: int | None = Field(default=500, gt=0)
+    # How many of the latest checkpoints to keep; the best one is kept as well.
+    save_total_limit: int = Field(default=2, gt=0)
+    # Keep checkpoints/ once the run has finished; the final model is in model/ either way.
+    keep_checkpoints: bool = False
 
     @model_validator(mode="after")
     def _early_stopping_needs_evaluations(self) -> TrainingConfig:

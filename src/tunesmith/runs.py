@@ -1,8 +1,9 @@
 """The run folder every command shares (see DESIGN.md), written atomically.
 
-`status.json` says whether the run is running, finished or failed, so a folder left
-by a crash never passes for a finished run; metrics.json and model/ appear only at
-the end of a successful run.
+`status.json` says whether the run is running, finished, failed or interrupted, so a
+folder left by a crash never passes for a finished run; metrics.json and model/ appear
+only at the end of a successful run. A new `train` into an unfinished run's folder
+continues from its latest usable checkpoint.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +20,12 @@ from typing import Any
 import yaml
 
 from tunesmith.errors import UserError
+from tunesmith.train.checkpoints import Checkpoint, latest_usable
 
 STATUS_FILE = "status.json"
-# Folders in these states hold nothing worth keeping and may be replaced by a new run.
-REPLACEABLE = {"failed"}
+CHECKPOINTS = "checkpoints"
+# Runs that ended without finishing; without a checkpoint their folder may be replaced.
+UNFINISHED = {"failed", "interrupted", "running"}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -32,10 +36,66 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def read_status(path: Path) -> str | None:
+    record = read_status_record(path)
+    return record["status"] if record else None
+
+
+def read_status_record(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((path / STATUS_FILE).read_text())["status"]
-    except (OSError, ValueError, KeyError):
+        record = json.loads((path / STATUS_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and isinstance(record.get("status"), str) else None
+
+
+def resume_point(path: Path, overwrite: bool = False, resume: bool = False) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint a new run into `path` continues from (None: start afresh), and checkpoints skipped.
+
+    Resuming is automatic when the folder holds an unfinished run with a usable checkpoint;
+    `resume=True` makes it an error when there is none.
+    """
+    path = Path(path)
+    if overwrite:
+        if resume:
+            raise UserError("--resume and --overwrite contradict each other: resume a run, or replace it.")
+        return None, []
+    record = read_status_record(path)
+    _refuse_if_in_use(path, record)
+    status = record["status"] if record else None
+    if status in UNFINISHED:
+        checkpoint, skipped = latest_usable(path / CHECKPOINTS)
+        if checkpoint is not None or not resume:
+            return checkpoint, skipped
+        why = f" ({'; '.join(skipped)})" if skipped else ""
+        raise UserError(
+            f"Nothing to resume in {path}: it holds no usable checkpoint{why}. "
+            "Run the same command without --resume to start afresh."
+        )
+    if resume:
+        what = f"a {status} run" if status else "no tunesmith run"
+        raise UserError(
+            f"Nothing to resume in {path}: it holds {what}. Run without --resume (add --overwrite to replace a run)."
+        )
+    return None, []
+
+
+def _refuse_if_in_use(path: Path, record: dict[str, Any] | None) -> None:
+    """A folder whose run is still alive on this machine belongs to that run."""
+    if not record or record["status"] != "running":
+        return
+    pid, host = record.get("pid"), record.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname() or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise UserError(
+        f"Output folder {path} belongs to a run still in progress (process {pid}). Wait for it, stop it "
+        "(Ctrl-C or kill; it checkpoints first), or choose another --output-dir."
+    )
 
 
 @dataclass
@@ -49,8 +109,10 @@ class RunFolder:
         if path.exists() and not path.is_dir():
             raise UserError(f"Output path {path} is a file, not a folder. Choose another --output-dir.")
         if path.is_dir() and any(path.iterdir()):
-            status = read_status(path)
-            if not overwrite and status not in REPLACEABLE:
+            record = read_status_record(path)
+            status = record["status"] if record else None
+            _refuse_if_in_use(path, record)
+            if not overwrite and status not in UNFINISHED:
                 held = f"a {status} run" if status else "files"
                 raise UserError(
                     f"Output folder {path} already holds {held}. Pass --overwrite to replace it, "
@@ -68,6 +130,36 @@ class RunFolder:
             ) from None
         return cls(path)
 
+    @classmethod
+    def reopen(cls, path: Path, checkpoint: Checkpoint) -> RunFolder:
+        """The folder of an unfinished run, its history cut back to what `checkpoint` saw."""
+        run = cls(Path(path))
+        history = run.path / "history.jsonl"
+        if history.is_file():
+            kept = [line for line in history.read_text(encoding="utf-8").splitlines() if _before(line, checkpoint.step)]
+            write_atomic(history, "".join(line + "\n" for line in kept))
+        return run
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def save_model(self, model: Any, tokenizer: Any) -> None:
+        """model/ in Hugging Face format, written beside and renamed into place."""
+        temporary, final = self.path / ".model.tmp", self.path / "model"
+        try:
+            shutil.rmtree(temporary, ignore_errors=True)
+            model.save_pretrained(temporary, safe_serialization=True)
+            tokenizer.save_pretrained(temporary)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(temporary, final)
+        except OSError as exc:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise UserError(
+                f"Could not write the model to {final} ({exc.strerror or exc}). Free some disk space, then run the "
+                "same command again: it resumes from the last checkpoint."
+            ) from None
+
     def write_json(self, name: str, payload: Any) -> None:
         write_atomic(self.path / name, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
@@ -78,8 +170,21 @@ class RunFolder:
         write_atomic(self.path / name, text)
 
     def set_status(self, status: str, **details: Any) -> None:
-        self.write_json(STATUS_FILE, {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **details})
+        record = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **details}
+        if status == "running":
+            # Lets a second `train` into this folder tell a live run from one killed with -9.
+            record.update(pid=os.getpid(), host=socket.gethostname())
+        self.write_json(STATUS_FILE, record)
 
     def append_history(self, record: dict[str, Any]) -> None:
         with open(self.path / "history.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _before(line: str, step: int) -> bool:
+    """Whether a history line was written before the checkpoint at `step` was."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and not record.get("final") and record.get("step", 0) <= step

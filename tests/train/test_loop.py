@@ -1,3 +1,6 @@
+import signal
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,8 +12,9 @@ from tunesmith.config import RunConfig, TrainingConfig
 from tunesmith.data.splits import load_splits
 from tunesmith.models.backbones import load_tokenizer
 from tunesmith.tasks.classification import ClassificationTask
-from tunesmith.train import loop
+from tunesmith.train import checkpoints, loop
 from tunesmith.train.loop import fit
+from tunesmith.train.signals import GracefulStop, StopRequested
 
 
 def prepared(tiny_model: str, sentiment_csv: Path, training: TrainingConfig) -> tuple:
@@ -29,7 +33,16 @@ def prepared(tiny_model: str, sentiment_csv: Path, training: TrainingConfig) -> 
     return tokenizer, task, encoded
 
 
-def train(tiny_model: str, sentiment_csv: Path, **overrides) -> tuple:
+def train(
+    tiny_model: str,
+    sentiment_csv: Path,
+    checkpoint_dir: Path | None = None,
+    resume: checkpoints.Checkpoint | None = None,
+    stop: GracefulStop | None = None,
+    log: list[dict] | None = None,
+    watch: Callable[[dict], None] | None = None,
+    **overrides,
+) -> tuple:
     # A random tiny BERT sits on a plateau for a few epochs before it learns, hence 12 epochs.
     cfg = TrainingConfig(
         **{"epochs": 12, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0, "logging_steps": 2, **overrides}
@@ -37,9 +50,29 @@ def train(tiny_model: str, sentiment_csv: Path, **overrides) -> tuple:
     tokenizer, task, encoded = prepared(tiny_model, sentiment_csv, cfg)
     set_seed(0)
     model = task.load_model(tiny_model)
-    log: list[dict] = []
+    log = [] if log is None else log
+
+    def record(entry: dict) -> None:
+        log.append(entry)
+        if watch is not None:
+            watch(entry)
+
     accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps)
-    model, summary = fit(model, encoded["train"], encoded["validation"], tokenizer, task, cfg, accelerator, log.append)
+    # A fresh checkpoint folder per run: two runs in one test must not see each other's.
+    checkpoint_dir = checkpoint_dir or Path(tempfile.mkdtemp(dir=sentiment_csv.parent))
+    model, summary = fit(
+        model,
+        encoded["train"],
+        encoded["validation"],
+        tokenizer,
+        task,
+        cfg,
+        accelerator,
+        record,
+        checkpoint_dir,
+        resume=resume,
+        stop=stop,
+    )
     return model, summary, log
 
 
@@ -92,3 +125,40 @@ def test_gradient_accumulation_matches_a_larger_batch(tiny_model: str, sentiment
     accumulated, _, _ = train(tiny_model, sentiment_csv, batch_size=4, gradient_accumulation_steps=2, **common)
     for (name, a), (_, b) in zip(big.named_parameters(), accumulated.named_parameters(), strict=True):
         assert torch.allclose(a, b, atol=2e-4), name
+
+
+@pytest.mark.parametrize(("stop_at", "accumulation"), [(3, 1), (8, 1), (13, 1), (6, 2)])
+def test_a_stopped_run_resumes_exactly_like_an_uninterrupted_one(
+    tiny_dropout_model: str, sentiment_csv: Path, tmp_path: Path, stop_at: int, accumulation: int
+) -> None:
+    """Stopped mid-epoch, at an epoch end (8 steps each) and with accumulated gradients; dropout is on."""
+    common = {"epochs": 3, "logging_steps": 1, "save_steps": 100, "gradient_accumulation_steps": accumulation}
+    reference, reference_summary, reference_log = train(tiny_dropout_model, sentiment_csv, **common)
+
+    stop = GracefulStop()
+    log: list[dict] = []
+
+    def signal_at_step(record: dict) -> None:
+        if record["step"] == stop_at and "split" not in record:
+            stop.signum = signal.SIGTERM  # what the handler records when `kill` arrives mid-step
+
+    folder = tmp_path / "checkpoints"
+    with pytest.raises(StopRequested) as stopped:
+        train(tiny_dropout_model, sentiment_csv, folder, stop=stop, log=log, watch=signal_at_step, **common)
+    assert stopped.value.checkpoint == folder / f"step-{stop_at}"
+
+    resume, skipped = checkpoints.latest_usable(folder)
+    assert resume is not None and resume.step == stop_at and not skipped
+    resumed, summary, log = train(tiny_dropout_model, sentiment_csv, folder, resume=resume, log=log, **common)
+
+    def comparable(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in records]
+
+    assert comparable(log) == comparable(reference_log)  # every loss and metric, bit for bit
+    for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert (summary.steps, summary.train_samples, summary.best_step) == (
+        reference_summary.steps,
+        reference_summary.train_samples,
+        reference_summary.best_step,
+    )

@@ -8,9 +8,11 @@ from the model, for the same reason.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -23,9 +25,11 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
+from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.optim import build_optimizer, build_scheduler
+from tunesmith.train.signals import GracefulStop, StopRequested
 
 LogFn = Callable[[dict[str, Any]], None]
 # Padding value for gathered per-token tensors; the token tasks ignore it.
@@ -93,6 +97,27 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
 
 
+@dataclass
+class Progress:
+    """Where training stands: what a checkpoint saves beside the weights, optimizer and RNG."""
+
+    step: int = 0
+    epoch: int = 0
+    # Batches of `epoch` already trained on; a resumed run skips them.
+    batches_in_epoch: int = 0
+    samples: int = 0
+    tokens: int = 0
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    # The partly filled logging window, so a resumed run logs the same mean losses.
+    window_loss: float = 0.0
+    window_batches: int = 0
+    window_samples: int = 0
+    # Accelerate's micro-batch counter, which decides when accumulated gradients sync.
+    accumulation_step: int = 0
+    early_stopping: dict[str, Any] = field(default_factory=dict)
+
+
 def fit(
     model: nn.Module,
     train_set: datasets.Dataset,
@@ -102,8 +127,15 @@ def fit(
     cfg: TrainingConfig,
     accelerator: Accelerator,
     log: LogFn,
+    checkpoint_dir: Path,
+    resume: checkpoints.Checkpoint | None = None,
+    stop: GracefulStop | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
-    """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation."""
+    """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
+
+    Checkpoints go to `checkpoint_dir` at every evaluation, epoch end and `save_steps`;
+    the best model is restored from its checkpoint, so none is held in memory.
+    """
     collator = task.collator(tokenizer)
     loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length)
     evaluating = validation_set is not None and cfg.evaluates
@@ -117,33 +149,73 @@ def fit(
     # Stepped by hand once per optimizer step: a prepared scheduler would step once per process.
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     stopper = EarlyStopping(cfg.metric_for_best or task.main_metric, cfg.early_stopping_patience)
-    best_state: dict[str, torch.Tensor] | None = None
+    progress = Progress()
+    # The RNG state to restore on resuming: at once at an epoch boundary; mid-epoch only once the
+    # skipping loader's iterator exists, since creating it draws from the global generator, and the
+    # uninterrupted run drew that at the epoch's start.
+    pending_rng = None
+    if resume is not None:
+        saved, pending_rng = checkpoints.restore(resume, model, optimizer, scheduler, accelerator)
+        progress = Progress(**saved)
+        stopper = EarlyStopping(**progress.early_stopping)
+        accelerator.step = progress.accumulation_step
+        if progress.batches_in_epoch == 0:
+            checkpoints.set_rng_state(pending_rng)
+            pending_rng = None
+    checkpoints.remove_unfinished(checkpoint_dir)
 
-    step = samples = 0
-    # Kept on the device and read once at the end: reading it every step would force a sync.
-    tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
-    window_loss = torch.zeros((), device=accelerator.device)
-    window_batches = window_samples = 0
-    eval_time = 0.0
-    started = window_start = time.perf_counter()
+    # Kept on the device and read only when needed: reading them every step would force a sync.
+    tokens = torch.tensor(progress.tokens, dtype=torch.long, device=accelerator.device)
+    window_loss = torch.tensor(progress.window_loss, dtype=torch.float32, device=accelerator.device)
+    session_start = window_start = time.perf_counter()
+    trained_before = progress.train_time_s
     bar = tqdm(
-        total=total_steps, desc="Training", disable=None if accelerator.is_local_main_process else True, unit="step"
+        total=total_steps,
+        initial=progress.step,
+        desc="Training",
+        disable=None if accelerator.is_local_main_process else True,
+        unit="step",
     )
 
     def run_evaluation() -> None:
-        nonlocal best_state, eval_time
         began = time.perf_counter()
         metrics = evaluate(model, val_loader, accelerator, task)
-        eval_time += time.perf_counter() - began
-        if stopper.update(metrics, step):
-            unwrapped = accelerator.unwrap_model(model)
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrapped.state_dict().items()}
-        log({"split": "validation", "step": step, "epoch": round(step / steps_per_epoch, 4), **scalars(metrics)})
+        progress.eval_time_s += time.perf_counter() - began
+        stopper.update(metrics, progress.step)
+        log(
+            {
+                "split": "validation",
+                "step": progress.step,
+                "epoch": round(progress.step / steps_per_epoch, 4),
+                **scalars(metrics),
+            }
+        )
 
+    def save_checkpoint() -> Path:
+        progress.tokens = int(tokens)
+        progress.window_loss = float(window_loss)
+        progress.train_time_s = trained_before + time.perf_counter() - session_start
+        progress.accumulation_step = accelerator.step
+        progress.early_stopping = asdict(stopper)
+        saved = checkpoints.save(checkpoint_dir, asdict(progress), model, optimizer, scheduler, accelerator)
+        if accelerator.is_main_process:
+            checkpoints.prune(checkpoint_dir, cfg.save_total_limit, stopper.best_step)
+        return saved.path
+
+    finished = progress.step >= total_steps or stopper.should_stop
     model.train()
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        for batch in loader:
+    while not finished and progress.epoch < epochs:
+        # Accelerate's loader keeps its own epoch count and hands it to the sampler on each pass;
+        # a resumed run must set both, or it would replay epoch 0's order.
+        loader.set_epoch(progress.epoch)
+        sampler.set_epoch(progress.epoch)
+        batches = loader
+        if progress.batches_in_epoch:
+            batches = accelerator.skip_first_batches(loader, progress.batches_in_epoch)
+        for batch in batches:
+            if pending_rng is not None:
+                checkpoints.set_rng_state(pending_rng)
+                pending_rng = None
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
                 sums, counts = task.loss(model(**batch).logits, labels)
@@ -155,25 +227,29 @@ def fit(
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+            progress.batches_in_epoch += 1
             window_loss += loss.detach()
-            window_batches += 1
-            window_samples += labels.shape[0] * accelerator.num_processes
-            samples += labels.shape[0] * accelerator.num_processes
+            progress.window_batches += 1
+            progress.window_samples += labels.shape[0] * accelerator.num_processes
+            progress.samples += labels.shape[0] * accelerator.num_processes
             tokens += batch["attention_mask"].sum() * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
-            step += 1
+            progress.step += 1
+            step = progress.step
             bar.update(1)
-            if step % cfg.logging_steps == 0 or step == total_steps:
+            epoch_end = progress.batches_in_epoch == len(loader)
+            last = step >= total_steps
+            if step % cfg.logging_steps == 0 or last:
                 now = time.perf_counter()
-                mean_loss = accelerator.reduce(window_loss / window_batches, reduction="mean").item()
+                mean_loss = accelerator.reduce(window_loss / progress.window_batches, reduction="mean").item()
                 record = {
                     "step": step,
                     "epoch": round(step / steps_per_epoch, 4),
                     "loss": mean_loss,
                     "learning_rate": scheduler.get_last_lr()[0],
-                    "samples_per_s": window_samples / (now - window_start),
+                    "samples_per_s": progress.window_samples / (now - window_start),
                 }
                 bar.set_postfix(
                     loss=f"{mean_loss:.4f}",
@@ -182,32 +258,51 @@ def fit(
                 )
                 log(record)
                 window_loss.zero_()
-                window_batches = window_samples = 0
+                progress.window_batches = progress.window_samples = 0
                 window_start = time.perf_counter()
-            if evaluating and cfg.eval_steps and step % cfg.eval_steps == 0:
+            evaluated = evaluating and (
+                bool(cfg.eval_steps and step % cfg.eval_steps == 0) or (cfg.eval_each_epoch and (epoch_end or last))
+            )
+            if evaluated:
                 run_evaluation()
-            if step >= total_steps or stopper.should_stop:
+            if epoch_end:
+                progress.epoch += 1
+                progress.batches_in_epoch = 0
+            finished = last or stopper.should_stop
+            stopping = _stop_requested(stop, accelerator)
+            saved = None
+            if evaluated or epoch_end or finished or stopping or bool(cfg.save_steps and step % cfg.save_steps == 0):
+                saved = save_checkpoint()
+            if stopping:
+                bar.close()
+                # Another process may have got the signal; this one stops with SIGTERM's code then.
+                raise StopRequested((stop and stop.signum) or signal.SIGTERM, saved)
+            if finished:
                 break
-        already_evaluated = cfg.eval_steps is not None and step % cfg.eval_steps == 0
-        if evaluating and cfg.eval_each_epoch and not already_evaluated and not stopper.should_stop:
-            run_evaluation()
-        if step >= total_steps or stopper.should_stop:
-            break
     bar.close()
-    train_time = time.perf_counter() - started
+    train_time = trained_before + time.perf_counter() - session_start
 
     unwrapped = accelerator.unwrap_model(model)
-    if best_state is not None and stopper.best_step != step:
-        unwrapped.load_state_dict(best_state)
+    if stopper.best_step is not None and stopper.best_step != progress.step:
+        checkpoints.load_weights(checkpoints.at(checkpoint_dir, stopper.best_step), unwrapped)
     summary = TrainSummary(
-        steps=step,
-        epochs=round(step / steps_per_epoch, 4),
-        train_samples=samples,
+        steps=progress.step,
+        epochs=round(progress.step / steps_per_epoch, 4),
+        train_samples=progress.samples,
         train_tokens=int(tokens),
         train_time_s=train_time,
-        eval_time_s=eval_time,
+        eval_time_s=progress.eval_time_s,
         best_step=stopper.best_step,
         best_metric=stopper.best,
         stopped_early=stopper.should_stop,
     )
     return unwrapped, summary
+
+
+def _stop_requested(stop: GracefulStop | None, accelerator: Accelerator) -> bool:
+    """Whether any process got a stop signal; all must agree, or the checkpoint's barriers would hang."""
+    requested = stop is not None and stop.requested
+    if accelerator.num_processes == 1:
+        return requested
+    flag = torch.tensor(float(requested), device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)

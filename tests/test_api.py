@@ -114,3 +114,22 @@ def test_ner_learns_and_returns_entity_spans(tiny_model: str, tmp_path: Path) ->
     with torch.no_grad():
         tags = model(**tokenizer(text, return_tensors="pt")).logits.argmax(-1)[0].tolist()
     assert [model.config.id2label[t] for t in tags[1:-1]] == ["O", "B-PER", "O", "B-LOC", "I-LOC"]
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_result(tiny_config: dict) -> None:
+    import json
+
+    tiny_config["training"]["keep_checkpoints"] = True
+    first = tunesmith.finetune(tiny_config)
+    assert [p.name for p in (first.path / "checkpoints").iterdir()]
+    # What kill -9 during the final evaluation leaves: checkpoints, status "running", no metrics.
+    (first.path / "metrics.json").unlink()
+    (first.path / "status.json").write_text(json.dumps({"status": "running"}))
+
+    changed = {**tiny_config, "training": {**tiny_config["training"], "epochs": 4}}
+    with pytest.raises(UserError, match=r"other settings \(training.epochs: 3 then, 4 now\).*--overwrite"):
+        tunesmith.finetune(changed)
+    again = tunesmith.finetune(tiny_config)
+    assert again.metrics["test"] == first.metrics["test"]
+    assert again.metrics["validation"] == first.metrics["validation"]
+    assert json.loads((first.path / "status.json").read_text())["status"] == "finished"

@@ -336,3 +336,11 @@ def test_ner_train_predict_evaluate(capsys: pytest.CaptureFixture, tmp_path: Pat
     assert code == 0 and set(rows[0]) == {"text", "entities"} and isinstance(json.loads(rows[0]["entities"]), list)
     code, out, _ = run_cli(capsys, "evaluate", run_dir, "--data", train)
     assert code == 0 and "f1" in out and "precision" in out
+
+
+def test_resume_with_nothing_to_resume_exits_2(
+    capsys: pytest.CaptureFixture, tmp_path: Path, sentiment_csv: Path
+) -> None:
+    assert main(["train", "--data", str(sentiment_csv), "--output-dir", str(tmp_path / "run"), "--resume"]) == 2
+    assert "Nothing to resume in" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -100,9 +100,14 @@ def assert_same_run(output: Path, reference: Path) -> None:
     assert not (output / "checkpoints").exists()  # removed once finished (training.keep_checkpoints)
 
 
+def checkpoint_steps(output: Path) -> list[int]:
+    return sorted(int(p.name.removeprefix("step-")) for p in (output / "checkpoints").glob("step-*"))
+
+
 def test_kill_9_at_several_steps_then_resume_matches_an_uninterrupted_run(setup: dict) -> None:
     output = setup["folder"] / "killed"
-    resumed_from = []
+    resumed_from: list[int] = []
+    corrupted = None
     # Killed mid-epoch, just after an epoch end and late in the last epoch; each time resumed.
     for step in (3, 17, 41):
         process = start(setup, output)
@@ -112,7 +117,17 @@ def test_kill_9_at_several_steps_then_resume_matches_an_uninterrupted_run(setup:
         assert status(output)["status"] == "running"  # what a killed run leaves; it is not finished
         if resumed_from:
             assert f"Resuming {output} from step {resumed_from[-1]}" in stderr
+        if corrupted:
+            assert f"Skipping checkpoint step-{corrupted}: model.safetensors does not match its SHA-256" in stderr
         resumed_from.append(latest_checkpoint(output))
+        if step == 17:
+            # A bad disk: the newest checkpoint is corrupted, so the next run falls back one.
+            *_, previous, corrupted = checkpoint_steps(output)
+            weights = output / "checkpoints" / f"step-{corrupted}" / "model.safetensors"
+            data = bytearray(weights.read_bytes())
+            data[-1] ^= 0xFF
+            weights.write_bytes(bytes(data))
+            resumed_from[-1] = previous
     finished = subprocess.run(
         command(setup["args"], output, "--resume"), env=setup["env"], capture_output=True, text=True, timeout=300
     )

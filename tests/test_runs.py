@@ -1,9 +1,13 @@
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tunesmith.errors import UserError
-from tunesmith.runs import RunFolder, read_status
+from tunesmith.runs import RunFolder, read_status, resume_point
+from tunesmith.train.checkpoints import Checkpoint
 
 
 def test_create_refuses_an_existing_run_and_keeps_it(tmp_path: Path) -> None:
@@ -47,3 +51,46 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     run.append_history({"step": 2})
     assert sorted(p.name for p in run.path.iterdir()) == ["history.jsonl", "metrics.json"]
     assert (run.path / "history.jsonl").read_text().splitlines() == ['{"step": 1}', '{"step": 2}']
+
+
+def test_a_folder_whose_run_is_alive_is_refused_and_a_dead_one_replaced(tmp_path: Path) -> None:
+    run = RunFolder.create(tmp_path / "run")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.write_json("status.json", {"status": "running", "pid": alive.pid, "host": socket.gethostname()})
+        with pytest.raises(UserError, match=rf"still in progress \(process {alive.pid}\)"):
+            RunFolder.create(tmp_path / "run", overwrite=True)
+        with pytest.raises(UserError, match="still in progress"):
+            resume_point(tmp_path / "run")
+    finally:
+        alive.kill()
+        alive.wait()
+    # The same record once its process is gone: what kill -9 leaves. No checkpoint, so start afresh.
+    assert resume_point(tmp_path / "run") == (None, [])
+    RunFolder.create(tmp_path / "run")
+
+
+def test_resume_point_errors_say_what_is_there(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="Nothing to resume in .*: it holds no tunesmith run"):
+        resume_point(tmp_path / "missing", resume=True)
+    with pytest.raises(UserError, match="contradict"):
+        resume_point(tmp_path, overwrite=True, resume=True)
+    run = RunFolder.create(tmp_path / "run")
+    run.set_status("interrupted")
+    (run.checkpoints / "step-4").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"holds no usable checkpoint \(step-4: checkpoint.json is missing"):
+        resume_point(run.path, resume=True)
+    run.set_status("finished")
+    with pytest.raises(UserError, match="it holds a finished run"):
+        resume_point(run.path, resume=True)
+
+
+def test_reopen_cuts_the_history_back_to_the_checkpoint(tmp_path: Path) -> None:
+    run = RunFolder.create(tmp_path / "run")
+    for record in ({"step": 1}, {"step": 2, "split": "validation"}, {"step": 3}, {"split": "test", "final": True}):
+        run.append_history(record)
+    with open(run.path / "history.jsonl", "a") as handle:
+        handle.write('{"step": 4, "lo')  # a line cut short by kill -9
+    RunFolder.reopen(run.path, Checkpoint(run.checkpoints / "step-2", 2))
+    kept = (run.path / "history.jsonl").read_text().splitlines()
+    assert kept == ['{"step": 1}', '{"step": 2, "split": "validation"}']

@@ -51,19 +51,31 @@ def check_loadable(name: str) -> str:
     """Resolve `name` and read its config now, so a bad name fails before any work."""
     resolved = resolve(name)
     try:
-        AutoConfig.from_pretrained(resolved)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"Model {name!r} could not be loaded: it is not a bundled model ({', '.join(BUNDLED)}), "
-            "not a local folder, and not a Hugging Face model id reachable from here "
-            f"({_first_line(exc)}). Check the spelling, or use --model minilm to work offline."
-        ) from None
+        # False, not the default None: None makes transformers ask on the terminal and wait.
+        AutoConfig.from_pretrained(resolved, trust_remote_code=False)
+    except ValueError as exc:
+        if "custom code" in str(exc):
+            raise UserError(
+                f"Model {name!r} ships its own Python code (auto_map in its config.json), and tunesmith does not "
+                "run code that comes with a model. Use a model whose architecture transformers itself knows."
+            ) from None
+        raise _unloadable(name, exc) from None
+    except OSError as exc:
+        raise _unloadable(name, exc) from None
     return resolved
+
+
+def _unloadable(name: str, exc: Exception) -> UserError:
+    return UserError(
+        f"Model {name!r} could not be loaded: it is not a bundled model ({', '.join(BUNDLED)}), "
+        "not a local folder, and not a Hugging Face model id reachable from here "
+        f"({_first_line(exc)}). Check the spelling, or use --model minilm to work offline."
+    )
 
 
 def load_tokenizer(resolved: str) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(resolved)
+        return AutoTokenizer.from_pretrained(resolved, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"Model {resolved!r} has no usable tokenizer ({_first_line(exc)}).") from None
 

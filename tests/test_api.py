@@ -133,3 +133,29 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_result(tiny_
     assert again.metrics["test"] == first.metrics["test"]
     assert again.metrics["validation"] == first.metrics["validation"]
     assert json.loads((first.path / "status.json").read_text())["status"] == "finished"
+
+
+def test_disk_full_when_saving_the_model_keeps_the_checkpoints_to_resume_from(
+    tiny_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import json
+
+    from transformers import PreTrainedModel
+
+    real_save = PreTrainedModel.save_pretrained
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", full_disk)
+    with pytest.raises(UserError, match=r"Could not write the model to .*model \(No space left on device\)"):
+        tunesmith.finetune(tiny_config)
+    run_dir = Path(tiny_config["output_dir"])
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
+    assert not (run_dir / "model").exists() and not (run_dir / ".model.tmp").exists()
+    assert list((run_dir / "checkpoints").glob("step-*"))
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", real_save)
+    run = tunesmith.finetune(tiny_config)  # space freed: the same command resumes and finishes
+    assert run.metrics["training"]["steps"] == 3 * 8 and (run_dir / "model" / "model.safetensors").is_file()

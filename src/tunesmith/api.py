@@ -8,11 +8,13 @@ before the run folder is created, so bad input leaves nothing behind.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -56,11 +58,15 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
     cfg = _as_config(config)
     task = get_task(cfg)
     training = cfg.training
-    accelerator = Accelerator(gradient_accumulation_steps=training.gradient_accumulation_steps)
+    accelerator = make_accelerator(training.gradient_accumulation_steps)
 
+    # Every process checks the folder before the main one writes to it, so all decide alike.
     checkpoint, skipped = resume_point(cfg.run_dir(), overwrite, resume)
     if checkpoint is not None:
         _check_same_config(cfg, cfg.run_dir())
+    else:
+        RunFolder.check_replaceable(cfg.run_dir(), overwrite)
+    accelerator.wait_for_everyone()
     data = load_splits(cfg.data, training.seed, token_level=cfg.task == "ner")
     task.fit_labels(data.splits["train"], data.sources["train"])
     _check_metric(cfg, task)
@@ -146,6 +152,18 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
             raise
     accelerator.wait_for_everyone()
     return Run(run.path, cfg, metrics)
+
+
+def make_accelerator(gradient_accumulation_steps: int) -> Accelerator:
+    """An Accelerator that also spans several CPU processes when launched by torchrun or accelerate.
+
+    Without a GPU, Accelerate only goes multi-process (gloo) when told it is on the CPU;
+    otherwise each process would train alone and all would write the same run folder.
+    """
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(
+        gradient_accumulation_steps=gradient_accumulation_steps, cpu=several and not torch.cuda.is_available()
+    )
 
 
 def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:

@@ -204,7 +204,11 @@ def run_train(args: argparse.Namespace) -> None:
         raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
     run = finetune(cfg, overwrite=args.overwrite, resume=args.resume)
-    _print_summary(run.path, run.metrics)
+    from accelerate import PartialState
+
+    # Under torchrun / accelerate launch every process returns here; one summary is enough.
+    if PartialState().is_main_process:
+        _print_summary(run.path, run.metrics)
 
 
 def run_demo(args: argparse.Namespace) -> None:

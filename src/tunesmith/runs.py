@@ -106,18 +106,7 @@ class RunFolder:
     def create(cls, path: Path, overwrite: bool = False) -> RunFolder:
         """A fresh, empty run folder; refuses to clobber an existing run unless told to."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise UserError(f"Output path {path} is a file, not a folder. Choose another --output-dir.")
-        if path.is_dir() and any(path.iterdir()):
-            record = read_status_record(path)
-            status = record["status"] if record else None
-            _refuse_if_in_use(path, record)
-            if not overwrite and status not in UNFINISHED:
-                held = f"a {status} run" if status else "files"
-                raise UserError(
-                    f"Output folder {path} already holds {held}. Pass --overwrite to replace it, "
-                    "or choose another --output-dir (or name:)."
-                )
+        if cls.check_replaceable(path, overwrite):
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -129,6 +118,27 @@ class RunFolder:
                 f"Cannot write to output folder {path} ({exc.strerror}). Choose another --output-dir."
             ) from None
         return cls(path)
+
+    @staticmethod
+    def check_replaceable(path: Path, overwrite: bool = False) -> bool:
+        """Raise if a new run may not go to `path`; True when something there must be removed first.
+
+        Only reads, so every process of a multi-process run can ask before the main one writes.
+        """
+        if path.exists() and not path.is_dir():
+            raise UserError(f"Output path {path} is a file, not a folder. Choose another --output-dir.")
+        if not (path.is_dir() and any(path.iterdir())):
+            return False
+        record = read_status_record(path)
+        status = record["status"] if record else None
+        _refuse_if_in_use(path, record)
+        if not overwrite and status not in UNFINISHED:
+            held = f"a {status} run" if status else "files"
+            raise UserError(
+                f"Output folder {path} already holds {held}. Pass --overwrite to replace it, "
+                "or choose another --output-dir (or name:)."
+            )
+        return True
 
     @classmethod
     def reopen(cls, path: Path, checkpoint: Checkpoint) -> RunFolder:

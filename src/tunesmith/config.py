@@ -8,6 +8,7 @@ did-you-mean, because a misspelt key silently ignored is a run wasted.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tunesmith.errors import UserError
 
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
+MAX_PROBLEMS = 3
 TaskName = Literal["classification", "regression", "multilabel", "ner"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and NaN are never meant: a learning rate of .inf trains to NaN weights and "finishes".
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -208,7 +211,11 @@ def validate_config(raw: dict[str, Any], source: str) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        errors = exc.errors()
+        # A few problems at a time: a value built from YAML aliases can fail in thousands of places.
+        problems = [_describe(error) for error in errors[:MAX_PROBLEMS]]
+        if len(errors) > MAX_PROBLEMS:
+            problems.append(f"... and {len(errors) - MAX_PROBLEMS} more.")
         raise UserError(f"Invalid config in {source}: " + " ".join(problems)) from None
 
 
@@ -216,9 +223,26 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"Config file {path} does not exist. Check the path, or pass the data with --data FILE.")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except UnicodeDecodeError as exc:
         raise UserError(f"Config file {path} is not UTF-8 text ({exc.reason}). Save it as UTF-8.") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise UserError(
+            f"Config file {path}, line {line}: not valid YAML (character {exc.character!r} is not allowed). "
+            "Remove it; a config holds plain text only."
+        ) from None
+    except RecursionError:
+        raise UserError(
+            f"Config file {path}: not valid YAML for a config (values nested too deep). "
+            "A config nests a few levels at most: model:, data:, training: and their keys."
+        ) from None
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+        # PyYAML's constructors raise these for values such as 2024-02-30 or an empty !!int.
+        raise UserError(
+            f"Config file {path}: not valid YAML ({exc}). Quote the value if it is meant as text."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -245,7 +269,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise UserError(f'Override "{text}" is not of the form key=value (e.g. training.epochs=2).')
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, IndexError, KeyError, AttributeError, TypeError, RecursionError):
+        # Not YAML (or an impossible date such as 2024-02-30): the text itself is the value.
         parsed = value
     return key.strip(), parsed
 
@@ -261,8 +286,38 @@ def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
     node[leaf] = value
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice, which plain YAML resolves by silently dropping the first."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+            # PyYAML's constructors raise these for values such as 2024-02-30 or an empty !!int;
+            # as a ConstructorError they carry the line and column.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} ({exc}); quote it if it is meant as text", node.start_mark
+            ) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else []:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f'"{key}" appears twice (first on line {seen[key] + 1}); the first would be ignored. '
+                    "Merge the two into one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _describe(error: dict[str, Any]) -> str:
-    location = [str(part) for part in error["loc"]]
+    location = _field_path(error["loc"])
     dotted = ".".join(location) or "(top level)"
     if error["type"] == "extra_forbidden":
         valid = sorted(_fields_at(location[:-1]))
@@ -273,8 +328,29 @@ def _describe(error: dict[str, Any]) -> str:
         hint = " It needs at least data.train, the training file (or pass --data FILE)." if dotted == "data" else ""
         return f'Missing required key "{dotted}".{hint}'
     given = error.get("input")
-    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    # reprlib: an input built from YAML aliases can expand to billions of items.
+    shown = "" if isinstance(given, dict) else f" (got {_short_repr(given)})"
     return f'"{dotted}": {error["msg"]}{shown}.'
+
+
+def _field_path(loc: tuple[Any, ...]) -> list[str]:
+    """The config keys of an error location, without the union branch names pydantic adds ("list[str]")."""
+    model: type[BaseModel] | None = RunConfig
+    path = []
+    for position, part in enumerate(loc):
+        if model is not None and part in model.model_fields:
+            path.append(part)
+            annotation = model.model_fields[part].annotation
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        elif (model is not None and position == len(loc) - 1) or isinstance(part, int):
+            path.append(str(part))  # an unknown key, or an index into a list
+    return path
+
+
+def _short_repr(value: Any) -> str:
+    shortener = reprlib.Repr()  # keyword arguments only from Python 3.12
+    shortener.maxlevel, shortener.maxlist, shortener.maxstring, shortener.maxother = 2, 4, 60, 60
+    return shortener.repr(value)
 
 
 def _fields_at(location: list[str]) -> set[str]:

@@ -13,6 +13,9 @@ import csv
 import io
 import json
 import math
+import reprlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,16 @@ SUFFIX_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+# Other delimiters a one-column header may hold when the file is not what its extension says.
+_FOREIGN_DELIMITERS = {",": ("\t", ";", "|"), "\t": (",", ";", "|")}
+# Longest piece of the input quoted in a message: a 5 MB header line must not become a 5 MB error.
+_SHOWN = 80
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = _SHOWN
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 2, 5, 5
+# Python's csv module refuses fields over 128 KiB by default; a long document is still a text.
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass
@@ -93,6 +106,12 @@ def read_table(
 
 def _decode(path: Path) -> str:
     data = path.read_bytes()
+    wide = wide_encoding(data)
+    if wide:
+        raise UserError(
+            f"{path}: the file is {wide} text; tunesmith reads UTF-8. Save it as UTF-8 "
+            f"(e.g. `iconv -f {wide} -t utf-8 in{path.suffix} > out{path.suffix}`)."
+        )
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -110,6 +129,44 @@ def _decode(path: Path) -> str:
             f"{where(path, line)}, character {column}: byte 0x{data[offset]:02x} is not valid UTF-8. "
             "Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.tsv > out.tsv`)."
         ) from None
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """The name "UTF-16" or "UTF-32" when the bytes are text in one of those encodings, else None.
+
+    Such files (Excel's "Unicode text", PowerShell redirects) are full of NUL bytes, and
+    calling them binary would send the user looking for the wrong problem.
+    """
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    # Without a byte-order mark: mostly-ASCII UTF-16 has a NUL in every other byte, and only there.
+    sample = data[:4096]
+    half = len(sample) // 2
+    if half < 8:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if max(even, odd) >= 0.8 * half and min(even, odd) <= 0.05 * half:
+        return "UTF-16"
+    return None
+
+
+def brief(value: Any) -> str:
+    """repr() of a value from the input, cut short (and cheap to make, however big the value)."""
+    return _BRIEF.repr(value)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, with its article: "a string", "an object" ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    names = {str: "a string", dict: "an object", list: "a list", bytes: "bytes"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _split_lines(text: str) -> list[str]:
@@ -136,6 +193,7 @@ def _read_delimited(path: Path, text: str, delimiter: str, column_names: list[st
             raise UserError(f"{path}: the file is empty; it needs a header line and at least one row.")
         _, header = records.pop(0)
         header = [name.strip() for name in header]
+        _check_delimiter(path, header, delimiter)
     else:
         header = list(column_names)
     _check_header(path, header)
@@ -146,13 +204,45 @@ def _read_delimited(path: Path, text: str, delimiter: str, column_names: list[st
             kind = "tab" if delimiter == "\t" else "comma"
             raise UserError(
                 f"{where(path, line)}: {len(fields)} fields, but the header has {len(header)} "
-                f"({', '.join(header)}). A {kind} inside a text must be quoted, "
+                f"({_brief_join(header)}). A {kind} inside a text must be quoted, "
                 "or the row is missing a value."
             )
         for name, value in zip(header, fields, strict=True):
             columns[name].append(value)
         lines.append(line)
     return Table(path, columns, lines)
+
+
+def _check_delimiter(path: Path, header: list[str], delimiter: str) -> None:
+    """Refuse a one-column header that another delimiter would split: the file is not what its name says."""
+    if len(header) != 1:
+        return
+    for other in _FOREIGN_DELIMITERS[delimiter]:
+        if len([name for name in header[0].split(other) if name.strip()]) < 2:
+            continue
+        shown = brief(header[0])
+        if other == "\t":
+            raise UserError(
+                f"{where(path, 1)}: the header {shown} is one column holding tabs, so this is a tab-separated "
+                "file (TSV read as CSV). Rename it to .tsv, or set data.format to tsv (--format tsv)."
+            )
+        if other == ",":
+            raise UserError(
+                f"{where(path, 1)}: the header {shown} is one column holding commas, so this is a "
+                "comma-separated file (CSV read as TSV). Rename it to .csv, or set data.format to csv (--format csv)."
+            )
+        raise UserError(
+            f"{where(path, 1)}: the header {shown} is one column holding {other!r}, so the file is separated "
+            f"by {other!r}, which tunesmith does not read. Save it with commas (.csv) or tabs (.tsv)."
+        )
+
+
+def _cut(text: str, limit: int = _SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _brief_join(names: list[str]) -> str:
+    return _cut(", ".join(names))
 
 
 def _tsv_records(text: str) -> list[tuple[int, list[str]]]:
@@ -168,16 +258,34 @@ def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
     records = []
     start = 1
     try:
-        for fields in reader:
-            if any(field.strip() for field in fields):
-                records.append((start, fields))
-            start = reader.line_num + 1
+        with _csv_field_limit(_CSV_FIELD_LIMIT):
+            for fields in reader:
+                if any(field.strip() for field in fields):
+                    records.append((start, fields))
+                start = reader.line_num + 1
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            # The reader stops at the end of the file; the culprit is the quote that opened the record.
+            raise UserError(
+                f"{where(path, start)}: malformed CSV: a quoted field that starts in this row is never closed, "
+                "so the rest of the file would be one text. Close the quote, or double a quote that belongs "
+                'to the text ("").'
+            ) from None
         raise UserError(
             f"{where(path, reader.line_num)}: malformed CSV ({exc}). "
             'A field containing a quote must be quoted as a whole, with inner quotes doubled ("").'
         ) from None
     return records
+
+
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    # The limit is process-wide state of the csv module, so it is put back afterwards.
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -200,13 +308,35 @@ def _read_jsonl(path: Path, text: str) -> Table:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            _refuse_single_object(path, text)
             raise UserError(
                 f"{where(path, number)}, character {exc.colno}: not valid JSON ({exc.msg}). "
                 "JSONL needs one complete JSON object per line."
             ) from None
-        _add_record(path, number, record, columns, len(lines))
+        except RecursionError:
+            raise UserError(
+                f"{where(path, number)}: the JSON is nested too deeply to read. Rows are flat objects."
+            ) from None
+        _add_record(where(path, number), record, columns, len(lines))
         lines.append(number)
     return Table(path, columns, lines)
+
+
+def _refuse_single_object(path: Path, text: str) -> None:
+    """A pretty-printed JSON object fails as JSONL on its first line; say what it is instead."""
+    if not text.lstrip().startswith("{"):
+        return
+    try:
+        whole = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return
+    if isinstance(whole, dict):
+        keys = ", ".join(f'"{_cut(str(key), 30)}"' for key in list(whole)[:5])
+        raise UserError(
+            f"{path}: the file holds one JSON object (keys: {keys}) spread over several lines, not one object "
+            "per line (JSONL) or a JSON list of objects. Write the rows out as JSONL, or as a list "
+            '[{"text": ..., "label": ...}, ...].'
+        )
 
 
 def _read_json_array(path: Path, text: str) -> Table:
@@ -214,20 +344,19 @@ def _read_json_array(path: Path, text: str) -> Table:
         records = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where(path, exc.lineno)}, character {exc.colno}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise UserError(f"{path}: the JSON is nested too deeply to read. Rows are flat objects.") from None
     if not isinstance(records, list):
         raise UserError(f"{path}: expected a JSON list of objects or JSONL (one object per line).")
     columns: dict[str, list[Any]] = {}
     for index, record in enumerate(records):
-        _add_record(path, index + 1, record, columns, index)
+        _add_record(f"{path}, row {index + 1}", record, columns, index)
     return Table(path, columns, list(range(1, len(records) + 1)), unit="row")
 
 
-def _add_record(path: Path, line: int, record: Any, columns: dict[str, list[Any]], row: int) -> None:
+def _add_record(place: str, record: Any, columns: dict[str, list[Any]], row: int) -> None:
     if not isinstance(record, dict):
-        raise UserError(
-            f'{where(path, line)}: expected a JSON object like {{"text": ..., "label": ...}}, '
-            f"got a {type(record).__name__}."
-        )
+        raise UserError(f'{place}: expected a JSON object like {{"text": ..., "label": ...}}, got {json_type(record)}.')
     for key in record.keys() - columns.keys():
         columns[key] = [None] * row  # a key first seen late is missing from earlier rows
     for key, values in columns.items():
@@ -252,6 +381,11 @@ def _read_saved_dataset(path: Path, split: str) -> Table:
     try:
         loaded = datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError, OSError) as exc:
+        if path.suffix.lower() in SUFFIX_FORMATS:
+            raise UserError(
+                f"{path} is a folder, not a {path.suffix} file, and not one written by datasets' save_to_disk. "
+                "Point data.train at the data file itself."
+            ) from None
         raise UserError(
             f"{path}: not a folder written by datasets' save_to_disk ({exc}). "
             "Point data.train at such a folder or at a data file."

@@ -12,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from tunesmith.config import DataConfig
 from tunesmith.data.conll import read_conll
-from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
+from tunesmith.data.readers import Table, brief, is_missing, json_type, read_table, saved_splits
 from tunesmith.errors import UserError
 
 # Extensions read as CoNLL columns when the task works on tokens (CoNLL-2003 ships .txt).
 CONLL_SUFFIXES = {".conll", ".txt", ".bio", ".iob", ".tsv"}
+# Arrow stores integers as int64; a label beyond that is kept as its digits.
+_INT64 = range(-(2**63), 2**63)
 
 
 @dataclass
@@ -84,33 +87,48 @@ def read_split(path: Path, cfg: DataConfig, name_inside: str = "train", token_le
 
 
 def select_columns(table: Table, cfg: DataConfig, token_level: bool = False) -> datasets.Dataset:
+    # An empty file has no columns either; "no rows" is the problem to report, not a missing column.
+    if len(table) == 0:
+        raise UserError(f"{table.path}: no data rows (only a header, or an empty file). Add examples.")
     wanted = {"text": cfg.text_column, "label": cfg.label_column}
     if cfg.text_pair_column:
         wanted["text_pair"] = cfg.text_pair_column
     for key, column in wanted.items():
         if column not in table.columns:
             raise UserError(_missing_column_message(table, column, key))
-    if len(table) == 0:
-        raise UserError(f"{table.path}: no data rows (only a header, or an empty file). Add examples.")
     texts = _token_lists(table, cfg.text_column) if token_level else _texts(table, cfg.text_column)
     columns: dict[str, list[Any]] = {"text": texts}
     if cfg.text_pair_column:
         columns["text_pair"] = _texts(table, cfg.text_pair_column)
-    columns["label"] = _labels(table, cfg.label_column)
+    columns["label"] = _tag_lists(table, cfg.label_column) if token_level else _labels(table, cfg.label_column)
     columns["line"] = table.lines
-    return datasets.Dataset.from_dict(columns)
+    try:
+        return datasets.Dataset.from_dict(columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        # The checks above should leave nothing Arrow refuses; this keeps a surprise from becoming a traceback.
+        raise UserError(
+            f'{table.path}: the values of column "{cfg.label_column}" cannot be stored together ({exc}). '
+            "Write every label the same way: a name, a whole number, or a list of them."
+        ) from None
 
 
 def _missing_column_message(table: Table, column: str, key: str) -> str:
     found = list(table.columns)
     setting = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}[key]
+    shown = [brief(name) for name in found[:20]] + (["..."] if len(found) > 20 else [])
     message = (
         f'{table.path}: no column "{column}" (data.{setting}). '
-        f"Columns found: {', '.join(repr(c) for c in found) or 'none'}. "
+        f"Columns found: {', '.join(shown) or 'none'}. "
         f"Set data.{setting} (or --{setting.replace('_', '-')}) to one of them"
     )
     if len(found) == 1 and ("\t" in found[0] or "," in found[0]):
         message += "; the header holds a delimiter, so the file may be TSV read as CSV or vice versa (set data.format)"
+    elif any(str(name).startswith("\ufeff") for name in found):
+        # utf-8-sig removes one byte-order mark; a second one (files joined with `cat`) stays in the name.
+        message += (
+            "; a column name starts with an invisible byte-order mark (U+FEFF), as when files saved with "
+            "one are joined: remove it from the header line"
+        )
     elif table.unit == "line":
         message += ", or give data.column_names if the file has no header line"
     return message + "."
@@ -119,11 +137,16 @@ def _missing_column_message(table: Table, column: str, key: str) -> str:
 def _texts(table: Table, column: str) -> list[str]:
     values = table.columns[column]
     for index, value in enumerate(values):
-        if is_missing(value) or not isinstance(value, str) or not value.strip():
-            shown = "missing" if is_missing(value) else ("empty" if isinstance(value, str) else repr(value))
+        if is_missing(value) or (isinstance(value, str) and not value.strip()):
+            shown = "missing" if is_missing(value) else "empty"
             raise UserError(
                 f"{table.locate(index, column)}: the text is {shown}. "
                 "Every example needs a non-empty text: fill it in or remove the row."
+            )
+        if not isinstance(value, str):
+            raise UserError(
+                f"{table.locate(index, column)}: the text is {brief(value)}, {json_type(value)}, "
+                "not a string. Write every text as a string (in JSON, in double quotes)."
             )
     return values
 
@@ -134,7 +157,7 @@ def _token_lists(table: Table, column: str) -> list[list[str]]:
         if not isinstance(value, list) or not all(isinstance(token, str) for token in value):
             raise UserError(
                 f"{table.locate(index, column)}: expected a list of tokens (strings), got "
-                f"{type(value).__name__}. Token classification reads CoNLL files or JSONL rows like "
+                f"{json_type(value)}. Token classification reads CoNLL files or JSONL rows like "
                 '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}.'
             )
         if not value:
@@ -150,15 +173,56 @@ def _token_lists(table: Table, column: str) -> list[list[str]]:
     return values
 
 
+def _tag_lists(table: Table, column: str) -> list[list[str]]:
+    values = table.columns[column]
+    for index, value in enumerate(values):
+        odd = [tag for tag in value if not isinstance(tag, str)] if isinstance(value, list) else []
+        if not isinstance(value, list) or odd:
+            shown = f"a list holding {json_type(odd[0])} ({brief(odd[0])})" if odd else json_type(value)
+            raise UserError(
+                f"{table.locate(index, column)}: expected a list of tags (strings), got {shown}. "
+                'Token classification reads CoNLL files or JSONL rows like {"tokens": ["EU", "rejects"], '
+                '"tags": ["B-ORG", "O"]}.'
+            )
+    return values
+
+
 def _labels(table: Table, column: str) -> list[Any]:
+    """The labels as read, checked to be values or flat lists of values, in types Arrow can store."""
     values = table.columns[column]
     for index, value in enumerate(values):
         if is_missing(value) or _blank(value):
             raise UserError(f"{table.locate(index, column)}: the label is missing. Label every row or remove it.")
-    # Arrow needs one type per column; labels are interpreted by the task later.
-    if len({type(v) for v in values}) > 1:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (dict, list)) or item is None:
+                inside = " inside the list" if isinstance(value, list) else ""
+                raise UserError(
+                    f"{table.locate(index, column)}: the label holds {json_type(item)}{inside}. A label is a name "
+                    'or a whole number, or, for multi-label, a list of them (["joy", "anger"]).'
+                )
+    lists = [index for index, value in enumerate(values) if isinstance(value, list)]
+    if lists and len(lists) < len(values):
+        single = next(index for index, value in enumerate(values) if not isinstance(value, list))
+        first, later = sorted((lists[0], single))
+        kinds = ("a single value", "a list") if later == lists[0] else ("a list", "a single value")
+        raise UserError(
+            f"{table.locate(later, column)}: this label is {kinds[1]}, but the one on {table.unit} "
+            f"{table.lines[first]} is {kinds[0]}. Write every row's labels the same way."
+        )
+    # Arrow needs one type per column (and per list item); labels are interpreted by the task later.
+    if lists:
+        if _mixed([item for value in values for item in value]):
+            return [[str(item) for item in value] for value in values]
+        return values
+    if _mixed(values):
         return [str(v) for v in values]
     return values
+
+
+def _mixed(values: list[Any]) -> bool:
+    """Whether Arrow cannot store these scalars as they are: several types, or integers beyond int64."""
+    kinds = {type(v) for v in values}
+    return len(kinds) > 1 or (int in kinds and any(v not in _INT64 for v in values))
 
 
 def _blank(value: Any) -> bool:
@@ -171,8 +235,9 @@ def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Datas
     labels = [str(label) for label in train["label"]]
     indices = list(range(len(train)))
     if size >= len(indices):
+        rows = "1 training row" if len(indices) == 1 else f"{len(indices)} training rows"
         raise UserError(
-            f"Only {len(indices)} training rows left: too few to carve a split of {size} rows. "
+            f"Only {rows} left: too few to carve a split of {size} {'row' if size == 1 else 'rows'}. "
             "Add data, give validation/test files, or set data.validation_split / data.test_split to 0."
         )
     counts: dict[str, int] = {}

@@ -57,6 +57,7 @@ class ClassificationTask:
             for value, line in zip(train["label"], train["line"], strict=True):
                 vocabulary.resolve(value, given, source, line, by_index=True)
             return
+        vocabulary.refuse_fractions(train["label"], train["line"], source)
         names = {vocabulary.label_name(v, source, line) for v, line in zip(train["label"], train["line"], strict=True)}
         if len(names) < 2:
             raise UserError(

@@ -42,9 +42,10 @@ class NerTask:
             for index, tag in enumerate(tags):
                 try:
                     tagging.split_tag(tag)
-                except ValueError as exc:
+                except ValueError:
+                    # split_tag's own message says the same as this one, less the advice.
                     raise UserError(
-                        f"{self._at(source, line, index)}: unknown tag {tag!r} ({exc}). Tags must be O or "
+                        f"{self._at(source, line, index)}: unknown tag {tag!r}. Tags must be O or "
                         "B-/I-/E-/S- plus a type (IOB1, IOB2 or BIOES), e.g. B-PER; check data.tag_column."
                     ) from None
         self.scheme = self.options.scheme

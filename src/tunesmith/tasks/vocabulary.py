@@ -6,12 +6,14 @@ not itself a name is an index into that list (GoEmotions writes "27" for "neutra
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tunesmith.config import DataConfig
+from tunesmith.data.readers import brief, json_type
 from tunesmith.errors import UserError, where
 
 
@@ -30,9 +32,33 @@ def label_name(value: Any, source: Path, line: int) -> str:
         return str(int(value))
     if isinstance(value, str):
         return value.strip()
-    raise UserError(
-        f"{where(source, line)}: label {value!r} is a {type(value).__name__}; use a name or a whole number."
-    )
+    raise UserError(f"{where(source, line)}: label {brief(value)} is {json_type(value)}; use a name or a whole number.")
+
+
+def refuse_fractions(values: list[Any], lines: list[int], source: Path) -> None:
+    """Refuse a label column of numbers with fractions ("0.5", "3.25"): a regression target, not classes.
+
+    Numbers read from CSV or TSV are strings, so label_name would take each as a class name.
+    """
+    fraction = None
+    for value, line in zip(values, lines, strict=True):
+        if isinstance(value, bool):
+            return
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return  # a name among the labels: they are classes after all
+        if not math.isfinite(number):
+            return
+        if fraction is None and not number.is_integer():
+            fraction = (value, line)
+    if fraction is not None:
+        value, line = fraction
+        raise UserError(
+            f"{where(source, line)}: label {brief(value)} is a fraction, and every label is a number, so "
+            "this looks like a numeric target. Classification labels are names or whole numbers; for numbers on "
+            "a scale use `task: regression` (--task regression)."
+        )
 
 
 def given_names(cfg: DataConfig) -> list[str] | None:

@@ -8,14 +8,13 @@ did-you-mean, because a misspelt key silently ignored is a run wasted.
 from __future__ import annotations
 
 import difflib
-import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tunesmith.errors import UserError
+from tunesmith.errors import UserError, brief
 
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 MAX_PROBLEMS = 3
@@ -328,8 +327,8 @@ def _describe(error: dict[str, Any]) -> str:
         hint = " It needs at least data.train, the training file (or pass --data FILE)." if dotted == "data" else ""
         return f'Missing required key "{dotted}".{hint}'
     given = error.get("input")
-    # reprlib: an input built from YAML aliases can expand to billions of items.
-    shown = "" if isinstance(given, dict) else f" (got {_short_repr(given)})"
+    # Shortened: an input built from YAML aliases can expand to billions of items.
+    shown = "" if isinstance(given, dict) else f" (got {brief(given)})"
     return f'"{dotted}": {error["msg"]}{shown}.'
 
 
@@ -345,12 +344,6 @@ def _field_path(loc: tuple[Any, ...]) -> list[str]:
         elif (model is not None and position == len(loc) - 1) or isinstance(part, int):
             path.append(str(part))  # an unknown key, or an index into a list
     return path
-
-
-def _short_repr(value: Any) -> str:
-    shortener = reprlib.Repr()  # keyword arguments only from Python 3.12
-    shortener.maxlevel, shortener.maxlist, shortener.maxstring, shortener.maxother = 2, 4, 60, 60
-    return shortener.repr(value)
 
 
 def _fields_at(location: list[str]) -> set[str]:

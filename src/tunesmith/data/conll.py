@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tunesmith.data.readers import Table, wide_encoding
+from tunesmith.data.readers import Table, check_text_bytes
 from tunesmith.errors import UserError, where
 
 DOCSTART = "-DOCSTART-"
@@ -110,18 +110,7 @@ def _read_lines(path: Path) -> list[str]:
     if path.is_dir():
         raise UserError(f"{path} is a folder; a CoNLL file is needed.")
     data = path.read_bytes()
-    wide = wide_encoding(data)
-    if wide:
-        raise UserError(
-            f"{path}: the file is {wide} text; tunesmith reads UTF-8. Save it as UTF-8 "
-            f"(e.g. `iconv -f {wide} -t utf-8 in.conll > out.conll`)."
-        )
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise UserError(
-            f"{where(path, _line_of(data, nul))}: contains a NUL byte, so this looks like a binary "
-            "file (or UTF-16), not a CoNLL text file. Save it as UTF-8 text."
-        )
+    check_text_bytes(path, data)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -13,14 +13,13 @@ import csv
 import io
 import json
 import math
-import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import UserError, where
+from tunesmith.errors import UserError, brief, json_type, where
 
 SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -38,9 +37,6 @@ SUFFIX_FORMATS = {
 _FOREIGN_DELIMITERS = {",": ("\t", ";", "|"), "\t": (",", ";", "|")}
 # Longest piece of the input quoted in a message: a 5 MB header line must not become a 5 MB error.
 _SHOWN = 80
-_BRIEF = reprlib.Repr()
-_BRIEF.maxstring = _BRIEF.maxother = _SHOWN
-_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 2, 5, 5
 # Python's csv module refuses fields over 128 KiB by default; a long document is still a text.
 _CSV_FIELD_LIMIT = 2**31 - 1
 
@@ -106,6 +102,21 @@ def read_table(
 
 def _decode(path: Path) -> str:
     data = path.read_bytes()
+    check_text_bytes(path, data)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+        raise UserError(
+            f"{where(path, line)}, character {column}: byte 0x{data[offset]:02x} is not valid UTF-8. "
+            "Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.tsv > out.tsv`)."
+        ) from None
+
+
+def check_text_bytes(path: Path, data: bytes) -> None:
+    """Refuse UTF-16/32 text and binary files before decoding, with a message that says which."""
     wide = wide_encoding(data)
     if wide:
         raise UserError(
@@ -117,18 +128,8 @@ def _decode(path: Path) -> str:
         line = data.count(b"\n", 0, nul) + 1
         raise UserError(
             f"{where(path, line)}: contains a NUL byte, so this looks like a binary file, "
-            "not text. Export the data as UTF-8 CSV, TSV or JSONL."
+            "not text. Export the data as UTF-8 text (CSV, TSV, JSONL or CoNLL)."
         )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line = data.count(b"\n", 0, offset) + 1
-        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-        raise UserError(
-            f"{where(path, line)}, character {column}: byte 0x{data[offset]:02x} is not valid UTF-8. "
-            "Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.tsv > out.tsv`)."
-        ) from None
 
 
 def wide_encoding(data: bytes) -> str | None:
@@ -150,23 +151,6 @@ def wide_encoding(data: bytes) -> str | None:
     if max(even, odd) >= 0.8 * half and min(even, odd) <= 0.05 * half:
         return "UTF-16"
     return None
-
-
-def brief(value: Any) -> str:
-    """repr() of a value from the input, cut short (and cheap to make, however big the value)."""
-    return _BRIEF.repr(value)
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, with its article: "a string", "an object" ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    names = {str: "a string", dict: "an object", list: "a list", bytes: "bytes"}
-    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _split_lines(text: str) -> list[str]:

@@ -17,8 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from tunesmith.config import DataConfig
 from tunesmith.data.conll import read_conll
-from tunesmith.data.readers import Table, brief, is_missing, json_type, read_table, saved_splits
-from tunesmith.errors import UserError
+from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
+from tunesmith.errors import UserError, brief, json_type
 
 # Extensions read as CoNLL columns when the task works on tokens (CoNLL-2003 ships .txt).
 CONLL_SUFFIXES = {".conll", ".txt", ".bio", ".iob", ".tsv"}

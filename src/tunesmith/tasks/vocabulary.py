@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.config import DataConfig
-from tunesmith.data.readers import brief, json_type
-from tunesmith.errors import UserError, where
+from tunesmith.errors import UserError, brief, json_type, where
 
 
 def label_name(value: Any, source: Path, line: int) -> str:

@@ -49,9 +49,6 @@ class Checkpoint:
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
 
-    def progress(self) -> dict[str, Any]:
-        return self.manifest()["progress"]
-
 
 def at(root: Path, step: int) -> Checkpoint:
     return Checkpoint(root / f"{PREFIX}{step}", step)

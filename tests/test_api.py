@@ -149,7 +149,7 @@ def test_disk_full_when_saving_the_model_keeps_the_checkpoints_to_resume_from(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", full_disk)
-    with pytest.raises(UserError, match=r"Could not write the model to .*model \(No space left on device\)"):
+    with pytest.raises(UserError, match=r"Could not write .*model \(No space left on device\)"):
         tunesmith.finetune(tiny_config)
     run_dir = Path(tiny_config["output_dir"])
     assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.config import RunConfig, load_config, parse_assignment
+from tunesmith.config import RunConfig, load_config, parse_assignment, validate_config
 from tunesmith.errors import UserError
 
 
@@ -89,3 +89,23 @@ def test_resolved_config_has_absolute_paths_and_a_name() -> None:
     assert cfg.data.train.is_absolute() and cfg.data.test.is_absolute()
     assert cfg.name == "sst2-train"
     assert cfg.output_dir == Path("runs/sst2-train")
+
+
+def test_each_strategy_brings_its_learning_rate_unless_one_is_given() -> None:
+    from tunesmith.config import DEFAULT_LEARNING_RATES, StrategyName
+
+    assert set(DEFAULT_LEARNING_RATES) == set(StrategyName.__args__)
+    lora = validate_config({"data": {"train": "t.csv"}, "strategy": "lora"}, "x")
+    assert lora.training.learning_rate == DEFAULT_LEARNING_RATES["lora"] == 5e-4
+    given = validate_config({"data": {"train": "t.csv"}, "strategy": "lora", "training": {"learning_rate": 1e-5}}, "x")
+    assert given.training.learning_rate == 1e-5
+    assert validate_config({"data": {"train": "t.csv"}}, "x").training.learning_rate == 5e-5
+    # The saved config holds the rate used, so reloading it gives the same run.
+    resolved = lora.resolved().model_dump(mode="json")
+    assert validate_config(resolved, "x").training.learning_rate == 5e-4
+
+
+def test_misspelt_strategy_lists_the_choices() -> None:
+    with pytest.raises(UserError, match=r'"strategy": Input should be .*\'lora\'') as caught:
+        validate_config({"data": {"train": "t.csv"}, "strategy": "lroa"}, "x")
+    assert "bitfit" in str(caught.value)

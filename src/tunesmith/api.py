@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 
 from tunesmith.config import RunConfig, load_config, validate_config
@@ -27,10 +28,11 @@ from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.predictor import Predictor
 from tunesmith.runs import RunFolder, resume_point
+from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.train.batching import eval_loader
-from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, scalars
+from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 from tunesmith.train.signals import GracefulStop, StopRequested
 
@@ -49,16 +51,25 @@ class Run:
         return Predictor.from_run(self.path)
 
 
-def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, resume: bool = False) -> Run:
+def finetune(
+    config: RunConfig | dict | str | Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+) -> Run:
     """Fine-tune, evaluate and save one run; returns it when it has finished.
 
     A run folder holding an unfinished run with a checkpoint is resumed from it
     (`resume=True` insists on that); `overwrite=True` starts afresh instead.
+    `on_evaluation` sees each validation record as it is logged (a search prunes with it).
     """
     cfg = _as_config(config)
     task = get_task(cfg)
+    strategy = get_strategy(cfg)
     training = cfg.training
-    accelerator = make_accelerator(training.gradient_accumulation_steps)
+    # Gradual unfreezing leaves layers without gradients for a while, which DDP must be told.
+    unused = strategy.before_step is not None
+    accelerator = make_accelerator(training.gradient_accumulation_steps, unused_parameters=unused)
 
     # Every process checks the folder before the main one writes to it, so all decide alike.
     checkpoint, skipped = resume_point(cfg.run_dir(), overwrite, resume)
@@ -95,6 +106,10 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
                 encoded = {name: task.tokenize(split, tokenizer, name == "train") for name, split in splits.items()}
             set_seed(training.seed)
             model = task.load_model(backbone)
+            if training.gradient_checkpointing:
+                # Non-reentrant, so that gradients reach adapters under frozen embeddings.
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
             with stop.deferred():
                 model, summary = fit(
                     model,
@@ -104,10 +119,11 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
                     task,
                     training,
                     accelerator,
-                    log=run.append_history if write else _ignore,
+                    log=_logger(run.append_history if write else _ignore, on_evaluation),
                     checkpoint_dir=run.checkpoints,
                     resume=checkpoint,
                     stop=stop,
+                    strategy=strategy,
                 )
             loaders = {
                 name: accelerator.prepare(
@@ -126,7 +142,7 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
             if write:
                 run.write_json("labels.json", task.names)
                 run.write_json("task.json", task.state())
-                run.save_model(model, tokenizer)
+                save_trained(run, cfg, strategy, model, tokenizer)
                 for name in ("validation", "test"):
                     if name in metrics:
                         run.append_history(
@@ -154,7 +170,7 @@ def finetune(config: RunConfig | dict | str | Path, overwrite: bool = False, res
     return Run(run.path, cfg, metrics)
 
 
-def make_accelerator(gradient_accumulation_steps: int) -> Accelerator:
+def make_accelerator(gradient_accumulation_steps: int, unused_parameters: bool = False) -> Accelerator:
     """An Accelerator that also spans several CPU processes when launched by torchrun or accelerate.
 
     Without a GPU, Accelerate only goes multi-process (gloo) when told it is on the CPU;
@@ -162,8 +178,23 @@ def make_accelerator(gradient_accumulation_steps: int) -> Accelerator:
     """
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
-        gradient_accumulation_steps=gradient_accumulation_steps, cpu=several and not torch.cuda.is_available()
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        cpu=several and not torch.cuda.is_available(),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)],
     )
+
+
+def save_trained(run: RunFolder, cfg: RunConfig, strategy: Strategy, model: nn.Module, tokenizer: Any) -> None:
+    """adapter/ for adapter strategies; model/ in plain transformers format whenever the weights allow it."""
+    if strategy.saved_as != "model":
+
+        def write(folder: Path) -> None:
+            write_adapter(strategy, cfg, model, folder)
+            tokenizer.save_pretrained(folder)
+
+        run.save_folder("adapter", write)
+    if mergeable(cfg):
+        run.save_model(for_plain_transformers(cfg, model), tokenizer)
 
 
 def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:
@@ -238,3 +269,17 @@ def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
 
 def _ignore(record: dict[str, Any]) -> None:
     pass
+
+
+def _logger(
+    write: Callable[[dict[str, Any]], None], on_evaluation: Callable[[dict[str, Any]], None] | None
+) -> Callable[[dict[str, Any]], None]:
+    if on_evaluation is None:
+        return write
+
+    def log(record: dict[str, Any]) -> None:
+        write(record)
+        if record.get("split") == "validation":
+            on_evaluation(record)
+
+    return log

@@ -15,14 +15,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tunesmith.config import StrategyName
 from tunesmith.errors import UserError
 from tunesmith.train.signals import StopRequested
+
+STRATEGIES: tuple[str, ...] = StrategyName.__args__
 
 EXAMPLES = """examples:
   tunesmith train --data train.csv --text-column text --label-column label
   tunesmith train configs/sst2.yaml training.epochs=1 training.learning_rate=3e-5
   tunesmith evaluate runs/sst2-train --data dev.tsv
   tunesmith predict runs/sst2-train --text "a gorgeous, witty film"
+  tunesmith train configs/sst2.yaml --strategy lora
+  tunesmith compare configs/sst2.yaml --strategies full,bitfit,lora
+  tunesmith search configs/sst2.yaml --trials 8
 """
 
 # Flags of `train` and the config keys they set.
@@ -37,6 +43,7 @@ TRAIN_FLAGS = {
     "max_train_rows": "data.max_train_rows",
     "model": "model",
     "task": "task",
+    "strategy": "strategy",
     "name": "name",
     "output_dir": "output_dir",
     "epochs": "training.epochs",
@@ -99,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME_OR_PATH",
         help='"minilm" (bundled, default), a local model folder, or a Hugging Face id',
     )
+    run.add_argument(
+        "--strategy",
+        choices=list(STRATEGIES),
+        help="which parameters train (default full; see docs/strategies.md)",
+    )
     run.add_argument("--name", help="run name (default: from the config or data file name)")
     run.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -144,6 +156,41 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", metavar="FILE", help="write predictions here (.csv, else JSON lines)")
     predict.set_defaults(handler=run_predict)
 
+    compare = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="train one config under several strategies and tabulate them",
+        description="Train the same config under each strategy, each in its own process, and print and save a "
+        "table (compare.md, compare.json): task metric, trainable parameters, train time, samples/s, peak "
+        "memory. Strategies whose run already finished in the folder are read back, not retrained.",
+        epilog="example: tunesmith compare configs/sst2.yaml --strategies full,bitfit,lora data.max_train_rows=4000",
+    )
+    compare.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="a YAML config and/or overrides")
+    compare.add_argument(
+        "--strategies",
+        default="full,freeze,lora",
+        metavar="A,B,...",
+        help=f"comma-separated, from: {', '.join(STRATEGIES)} (default full,freeze,lora)",
+    )
+    compare.add_argument("--output-dir", metavar="DIR", help="where runs and table go (default runs/<name>-compare)")
+    compare.add_argument("--overwrite", action="store_true", help="retrain strategies whose run already finished")
+    compare.set_defaults(handler=run_compare)
+
+    search = commands.add_parser(
+        "search",
+        parents=[common],
+        help="search hyperparameters with Optuna",
+        description="Train N trials with hyperparameters drawn by Optuna (TPE, seeded) from the config's "
+        "search.space (default: learning rate, batch size, warm-up, weight decay, and the LoRA rank under "
+        "LoRA). Trial 0 is the config as given; hopeless trials are pruned at an evaluation. Writes "
+        "trials.md, trials.json and best.yaml.",
+        epilog="example: tunesmith search configs/sst2.yaml --trials 8 data.max_train_rows=2000",
+    )
+    search.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="a YAML config and/or overrides")
+    search.add_argument("--trials", type=int, default=8, metavar="N", help="how many trials (default 8)")
+    search.add_argument("--output-dir", metavar="DIR", help="where trials go (default runs/<name>-search)")
+    search.set_defaults(handler=run_search)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -163,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
     unknown = [item for item in extra if item not in overrides]
-    if unknown or (overrides and args.command != "train"):
+    if unknown or (overrides and args.command not in {"train", "compare", "search"}):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if overrides:
         args.items = [*args.items, *overrides]
@@ -209,6 +256,33 @@ def run_train(args: argparse.Namespace) -> None:
     # Under torchrun / accelerate launch every process returns here; one summary is enough.
     if PartialState().is_main_process:
         _print_summary(run.path, run.metrics)
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    from tunesmith.compare import compare, parse_strategies
+
+    config_path, assignments = _split_items(args.items)
+    if config_path is None:
+        raise UserError("compare needs a config file: tunesmith compare CONFIG --strategies full,lora")
+    strategies = parse_strategies(args.strategies)
+    output = Path(args.output_dir) if args.output_dir else None
+    folder, rows = compare(config_path, assignments, strategies, output, args.overwrite)
+    print(f"\nCompared {len(rows)} strategies: {folder / 'compare.md'}\n")
+    print((folder / "compare.md").read_text(), end="")
+
+
+def run_search(args: argparse.Namespace) -> None:
+    from tunesmith.search import search
+
+    config_path, assignments = _split_items(args.items)
+    if config_path is None:
+        raise UserError("search needs a config file: tunesmith search CONFIG --trials 8")
+    if args.trials < 1:
+        raise UserError(f"--trials {args.trials}: give at least 1.")
+    output = Path(args.output_dir) if args.output_dir else None
+    folder, rows, _ = search(config_path, assignments, args.trials, output)
+    print(f"\nSearched {len(rows)} trials: {folder / 'trials.md'}; best config: {folder / 'best.yaml'}\n")
+    print((folder / "trials.md").read_text(), end="")
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -348,6 +422,10 @@ def _quiet_libraries() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    # peft asks transformers a question transformers has renamed; the warning is not the user's to fix.
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
 

@@ -19,6 +19,38 @@ from tunesmith.errors import UserError, brief
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 MAX_PROBLEMS = 3
 TaskName = Literal["classification", "regression", "multilabel", "ner"]
+StrategyName = Literal[
+    "full",
+    "freeze",
+    "head_only",
+    "gradual",
+    "llrd",
+    "bitfit",
+    "lora",
+    "adalora",
+    "ia3",
+    "prefix",
+    "prompt",
+    "ptuning",
+    "adapter",
+]
+# The learning rate each strategy gets when training.learning_rate is not given: the fewer
+# parameters train, the larger the steps they need (peft's and the papers' recipes).
+DEFAULT_LEARNING_RATES: dict[str, float] = {
+    "full": 5e-5,
+    "freeze": 5e-5,
+    "gradual": 5e-5,
+    "llrd": 1e-4,
+    "head_only": 1e-3,
+    "bitfit": 1e-3,
+    "lora": 5e-4,
+    "adalora": 1e-3,
+    "ia3": 5e-3,
+    "prefix": 1e-2,
+    "prompt": 3e-2,
+    "ptuning": 1e-3,
+    "adapter": 1e-3,
+}
 
 
 class _Section(BaseModel):
@@ -96,6 +128,8 @@ class TrainingConfig(_Section):
     save_total_limit: int = Field(default=2, gt=0)
     # Keep checkpoints/ once the run has finished; the final model is in model/ either way.
     keep_checkpoints: bool = False
+    # Recompute activations in the backward pass instead of storing them: less memory, ~30% slower.
+    gradient_checkpointing: bool = False
 
     @model_validator(mode="after")
     def _early_stopping_needs_evaluations(self) -> TrainingConfig:
@@ -137,6 +171,114 @@ class NerOptions(_Section):
     strict: bool = False
 
 
+class FreezeOptions(_Section):
+    """strategy: freeze. The head always trains."""
+
+    embeddings: bool = True
+    # Freeze the bottom k transformer layers; None: the bottom half.
+    bottom_layers: int | None = Field(default=None, ge=0)
+    # Train only the top k layers (and the head), freezing everything below; overrides bottom_layers.
+    top_layers: int | None = Field(default=None, ge=0)
+
+
+class GradualOptions(_Section):
+    """strategy: gradual. The head and the top layer train first; one more layer joins at each stage."""
+
+    # A new stage every this many optimizer steps; None: at the start of each epoch.
+    every_steps: int | None = Field(default=None, gt=0)
+
+
+class LayerDecayOptions(_Section):
+    """strategy: llrd. The head and the top layer learn at learning_rate, each layer below at `decay`
+    times the rate of the one above it, and the embeddings at `decay` times the bottom layer's."""
+
+    decay: float = Field(default=0.8, gt=0, le=1)
+
+
+class LoraOptions(_Section):
+    rank: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    # Module names to adapt; None: every linear layer of the attention and feed-forward blocks.
+    target_modules: list[str] | None = None
+    # Also write model/ with the adapter merged in, loadable by plain transformers.
+    merge: bool = True
+
+
+class AdaLoraOptions(_Section):
+    initial_rank: int = Field(default=12, gt=0)
+    target_rank: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    # Fractions of the run spent before rank pruning starts and after it ends.
+    warmup_fraction: float = Field(default=0.1, ge=0, lt=1)
+    final_fraction: float = Field(default=0.3, ge=0, lt=1)
+    merge: bool = True
+
+
+class Ia3Options(_Section):
+    # None: peft's defaults for the architecture (keys, values and the feed-forward output).
+    target_modules: list[str] | None = None
+    feedforward_modules: list[str] | None = None
+    merge: bool = True
+
+
+class PromptOptions(_Section):
+    """strategy: prefix, prompt or ptuning: trained virtual tokens before the input."""
+
+    virtual_tokens: int = Field(default=20, gt=0)
+    # ptuning: the hidden size of the prompt encoder; prefix: of the reparametrising MLP (None: none).
+    encoder_hidden_size: int | None = Field(default=None, gt=0)
+    # prompt: start the virtual tokens from this text's embeddings instead of random ones.
+    init_text: str | None = None
+
+
+class AdapterOptions(_Section):
+    """strategy: adapter: small bottleneck layers inside each transformer layer; the rest frozen."""
+
+    # houlsby: after attention and after the feed-forward block; pfeiffer: after the feed-forward block only.
+    kind: Literal["houlsby", "pfeiffer"] = "houlsby"
+    # Bottleneck width = hidden size / reduction_factor.
+    reduction_factor: int = Field(default=16, gt=0)
+    # Regular expressions for the linear layers whose output an adapter refines; None: per architecture.
+    target_modules: list[str] | None = None
+
+
+class SearchRange(_Section):
+    """One searched key: a range (low to high, `log` for rates) or a list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    # A whole number range (batch sizes, ranks) when low and high are both integers.
+    integer: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchRange:
+        ranged = self.low is not None and self.high is not None
+        if ranged == (self.choices is not None) or (self.choices is not None and not self.choices):
+            raise ValueError("give either low and high, or a non-empty list of choices")
+        if ranged and not self.low < self.high:
+            raise ValueError("low must be below high")
+        if self.log and ranged and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SearchOptions(_Section):
+    """`tunesmith search`: what to vary and what to maximise."""
+
+    # Dotted config keys and their ranges; empty: learning rate, batch size, warm-up and
+    # weight decay (and the LoRA rank under strategy: lora).
+    space: dict[str, SearchRange] = {}
+    # The validation metric to optimise; None: training.metric_for_best, else the task's main metric.
+    metric: str | None = None
+    # Stop a trial whose validation score falls below the median of earlier trials at the same step.
+    prune: bool = True
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -144,6 +286,8 @@ class RunConfig(_Section):
     # "minilm" (bundled, offline), a local folder, or a Hugging Face model id.
     model: str = "minilm"
     task: TaskName = "classification"
+    # Which parameters train: see docs/strategies.md.
+    strategy: StrategyName = "full"
     output_dir: Path | None = None
     data: DataConfig
     training: TrainingConfig = TrainingConfig()
@@ -151,6 +295,29 @@ class RunConfig(_Section):
     regression: RegressionOptions = RegressionOptions()
     multilabel: MultiLabelOptions = MultiLabelOptions()
     ner: NerOptions = NerOptions()
+    freeze: FreezeOptions = FreezeOptions()
+    gradual: GradualOptions = GradualOptions()
+    llrd: LayerDecayOptions = LayerDecayOptions()
+    lora: LoraOptions = LoraOptions()
+    adalora: AdaLoraOptions = AdaLoraOptions()
+    ia3: Ia3Options = Ia3Options()
+    prefix: PromptOptions = PromptOptions()
+    prompt: PromptOptions = PromptOptions()
+    ptuning: PromptOptions = PromptOptions(encoder_hidden_size=128)
+    adapter: AdapterOptions = AdapterOptions()
+    search: SearchOptions = SearchOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_learning_rate(cls, raw: Any) -> Any:
+        # Filled in before validation, so the saved config holds the rate actually used.
+        if not isinstance(raw, dict) or raw.get("strategy", "full") not in DEFAULT_LEARNING_RATES:
+            return raw
+        training = raw.get("training", {})
+        if not isinstance(training, dict) or training.get("learning_rate") is not None:
+            return raw
+        rate = DEFAULT_LEARNING_RATES[raw.get("strategy", "full")]
+        return {**raw, "training": {**training, "learning_rate": rate}}
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,9 @@ from tunesmith.config import RunConfig, validate_config
 from tunesmith.data.readers import read_table
 from tunesmith.data.splits import read_split, select_columns
 from tunesmith.errors import UserError
+from tunesmith.models.backbones import check_loadable
 from tunesmith.runs import read_status
+from tunesmith.strategies import load_adapter
 from tunesmith.tasks import get_task
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.loop import evaluate
@@ -35,9 +37,10 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
-        if not (run_dir / "model" / "config.json").is_file():
+        full, adapter = run_dir / "model", run_dir / "adapter"
+        if not (full / "config.json").is_file() and not (adapter / "adapter_config.json").is_file():
             status = read_status(run_dir)
-            state = f"its status is {status!r}" if status else "it has no model/ folder"
+            state = f"its status is {status!r}" if status else "it has no model/ or adapter/ folder"
             raise UserError(
                 f"{run_dir} is not a finished run folder ({state}). Point at a folder written by "
                 "`tunesmith train` that finished."
@@ -49,9 +52,14 @@ class Predictor:
         else:
             task_state = {"names": json.loads((run_dir / "labels.json").read_text())}
         task = get_task(config, task_state)
-        model = task.load_trained(run_dir / "model")
+        if (full / "config.json").is_file():
+            model, source = task.load_trained(full), full
+        else:
+            # Only the adapter was saved: rebuild it on the backbone the run started from.
+            base = task.load_model(check_loadable(config.model))
+            model, source = load_adapter(base, adapter), adapter
         model.eval()
-        tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+        tokenizer = AutoTokenizer.from_pretrained(source)
         tokenizer.truncation_side = config.training.truncation_side
         return cls(model, tokenizer, config, task)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,19 +155,28 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
 
-    def save_model(self, model: Any, tokenizer: Any) -> None:
-        """model/ in Hugging Face format, written beside and renamed into place."""
-        temporary, final = self.path / ".model.tmp", self.path / "model"
+    def save_model(self, model: Any, tokenizer: Any, folder: str = "model") -> None:
+        """model/ in Hugging Face format (a peft model writes adapter/ in peft format)."""
+
+        def write(path: Path) -> None:
+            model.save_pretrained(path, safe_serialization=True)
+            tokenizer.save_pretrained(path)
+
+        self.save_folder(folder, write)
+
+    def save_folder(self, name: str, write: Callable[[Path], None]) -> None:
+        """A folder of the run, written beside it by `write` and then renamed into place."""
+        temporary, final = self.path / f".{name}.tmp", self.path / name
         try:
             shutil.rmtree(temporary, ignore_errors=True)
-            model.save_pretrained(temporary, safe_serialization=True)
-            tokenizer.save_pretrained(temporary)
+            temporary.mkdir(parents=True)
+            write(temporary)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(temporary, final)
         except OSError as exc:
             shutil.rmtree(temporary, ignore_errors=True)
             raise UserError(
-                f"Could not write the model to {final} ({exc.strerror or exc}). Free some disk space, then run the "
+                f"Could not write {final} ({exc.strerror or exc}). Free some disk space, then run the "
                 "same command again: it resumes from the last checkpoint."
             ) from None
 

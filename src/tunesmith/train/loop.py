@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
+from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
@@ -118,6 +119,12 @@ class Progress:
     early_stopping: dict[str, Any] = field(default_factory=dict)
 
 
+def planned_steps(rows: int, cfg: TrainingConfig, processes: int) -> int:
+    """The optimizer steps `fit` will take on `rows` training examples (each process sees 1/processes)."""
+    batches_per_process = math.ceil(math.ceil(rows / cfg.batch_size) / processes)
+    return cfg.max_steps or math.ceil(batches_per_process / cfg.gradient_accumulation_steps) * cfg.epochs
+
+
 def fit(
     model: nn.Module,
     train_set: datasets.Dataset,
@@ -130,16 +137,21 @@ def fit(
     checkpoint_dir: Path,
     resume: checkpoints.Checkpoint | None = None,
     stop: GracefulStop | None = None,
+    strategy: Strategy | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
     Checkpoints go to `checkpoint_dir` at every evaluation, epoch end and `save_steps`;
     the best model is restored from its checkpoint, so none is held in memory.
+    `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     """
     collator = task.collator(tokenizer)
     loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length)
     evaluating = validation_set is not None and cfg.evaluates
-    optimizer = build_optimizer(model, cfg)
+    rate_factor = strategy.rate_factor(model) if strategy and strategy.rate_factor else None
+    optimizer = build_optimizer(model, cfg, rate_factor)
+    before_step = strategy.before_step if strategy else None
+    after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     val_loader = accelerator.prepare(eval_loader(validation_set, collator, cfg.eval_batch_size)) if evaluating else None
 
@@ -216,6 +228,8 @@ def fit(
             if pending_rng is not None:
                 checkpoints.set_rng_state(pending_rng)
                 pending_rng = None
+            if before_step is not None:
+                before_step(accelerator.unwrap_model(model), progress.step, steps_per_epoch)
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
                 sums, counts = task.loss(model(**batch).logits, labels)
@@ -226,6 +240,8 @@ def fit(
                 if accelerator.sync_gradients and cfg.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
+                if after_step is not None and accelerator.sync_gradients:
+                    after_step(accelerator.unwrap_model(model), progress.step)
                 optimizer.zero_grad(set_to_none=True)
             progress.batches_in_epoch += 1
             window_loss += loss.detach()

@@ -5,12 +5,21 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import (
+    AdaLoraOptions,
+    AdapterOptions,
     ClassificationOptions,
     DataConfig,
+    FreezeOptions,
+    GradualOptions,
+    Ia3Options,
+    LayerDecayOptions,
+    LoraOptions,
     MultiLabelOptions,
     NerOptions,
+    PromptOptions,
     RegressionOptions,
     RunConfig,
+    SearchOptions,
     TrainingConfig,
 )
 
@@ -22,6 +31,15 @@ SECTIONS = [
     RegressionOptions,
     MultiLabelOptions,
     NerOptions,
+    FreezeOptions,
+    GradualOptions,
+    LayerDecayOptions,
+    LoraOptions,
+    AdaLoraOptions,
+    Ia3Options,
+    PromptOptions,
+    AdapterOptions,
+    SearchOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

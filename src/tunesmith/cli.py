@@ -405,6 +405,10 @@ def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
         f"train: {training['steps']} steps, {training['epochs']} epochs, {training['train_time_s']:.1f} s, "
         f"{training['samples_per_s']:.1f} samples/s, peak memory {training['peak_memory_mb']:.0f} MB"
     )
+    share = 100 * training["trainable_parameters"] / training["total_parameters"]
+    print(
+        f"trained {training['trainable_parameters']:,} of {training['total_parameters']:,} parameters ({share:.2f}%)"
+    )
 
 
 def _quiet_libraries() -> None:

@@ -6,12 +6,16 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import tunesmith
 from tunesmith.errors import UserError
+from tunesmith.train.loop import planned_steps
 
 
 def test_finetune_then_load_and_predict(tiny_config: dict) -> None:
     run = tunesmith.finetune(tiny_config)
     assert run.path == Path(tiny_config["output_dir"])
     assert 0.0 <= run.metrics["test"]["accuracy"] <= 1.0
+    # What strategies are told in advance (AdaLoRA's schedule) is what the loop then does.
+    figures = run.metrics["training"]
+    assert figures["steps"] == planned_steps(figures["examples"]["train"], run.config.training, 1) == 24
     predictor = tunesmith.load(run.path)
     results = predictor.predict(["a superb experience", "what a dreadful one"])
     assert len(results) == 2

@@ -15,11 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import StrategyName
+from tunesmith.config import STRATEGIES
 from tunesmith.errors import UserError
 from tunesmith.train.signals import StopRequested
-
-STRATEGIES: tuple[str, ...] = StrategyName.__args__
 
 EXAMPLES = """examples:
   tunesmith train --data train.csv --text-column text --label-column label
@@ -406,9 +404,7 @@ def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
         f"{training['samples_per_s']:.1f} samples/s, peak memory {training['peak_memory_mb']:.0f} MB"
     )
     share = 100 * training["trainable_parameters"] / training["total_parameters"]
-    print(
-        f"trained {training['trainable_parameters']:,} of {training['total_parameters']:,} parameters ({share:.2f}%)"
-    )
+    print(f"trained {training['trainable_parameters']:,} of {training['total_parameters']:,} parameters ({share:.2f}%)")
 
 
 def _quiet_libraries() -> None:

@@ -14,12 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import RunConfig, StrategyName, load_config
+from tunesmith.config import STRATEGIES, RunConfig, load_config
 from tunesmith.errors import UserError
 from tunesmith.runs import read_status, write_atomic
 from tunesmith.tasks import get_task
-
-STRATEGIES: tuple[str, ...] = StrategyName.__args__
 
 
 def parse_strategies(text: str) -> list[str]:

@@ -34,6 +34,7 @@ StrategyName = Literal[
     "ptuning",
     "adapter",
 ]
+STRATEGIES: tuple[str, ...] = StrategyName.__args__
 # The learning rate each strategy gets when training.learning_rate is not given: the fewer
 # parameters train, the larger the steps they need (peft's and the papers' recipes).
 DEFAULT_LEARNING_RATES: dict[str, float] = {

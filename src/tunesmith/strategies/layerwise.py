@@ -73,7 +73,7 @@ def layer_decay(model: nn.Module, options: LayerDecayOptions) -> Callable[[str],
     count = len(layers(model))
     head = head_parameters(model)
     in_head = {name for name, parameter in model.named_parameters() if id(parameter) in head}
-    embedding_names = {f"{name}" for name, _ in _named_under(model, embeddings(model))}
+    embedding_names = {name for name, _ in _named_under(model, embeddings(model))}
 
     def factor(name: str) -> float:
         if name in in_head:

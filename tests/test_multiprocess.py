@@ -1,8 +1,5 @@
-"""Two CPU processes (torchrun, gloo): the run spans both, and no example is counted twice.
-
-Whether two processes follow the loss curve of one process with the same global batch is
-not asserted yet: the length-grouped sampler forms different global batches then.
-"""
+"""Two CPU processes (torchrun, gloo): the run spans both, no example is counted twice, and
+two processes with batch size B train the same run as one process with batch size 2B."""
 
 from __future__ import annotations
 
@@ -52,3 +49,51 @@ def test_two_processes_train_one_run_and_evaluate_each_example_once(tiny_model: 
     assert metrics["test"]["per_class"] == alone["per_class"]
     assert metrics["test"]["accuracy"] == alone["accuracy"]
     assert metrics["test"]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+
+
+def train_command(train: Path, validation: Path, run_dir: Path, model: str, batch_size: int) -> list[str]:
+    return [
+        "-m", "tunesmith", "train", "--data", str(train), "--validation", str(validation), "--model", model,
+        "--output-dir", str(run_dir), "--epochs", "2", "--batch-size", str(batch_size), "--learning-rate", "2e-3",
+        "training.logging_steps=1", "training.eval_steps=6", "training.eval_batch_size=4", "data.test_split=0",
+    ]  # fmt: skip
+
+
+def losses(run_dir: Path) -> tuple[list[float], list[float]]:
+    records = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    train = [record["loss"] for record in records if "split" not in record and "loss" in record]
+    validation = [record["loss"] for record in records if record.get("split") == "validation"]
+    return train, validation
+
+
+def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    train = write_sentiment_csv(tmp_path / "train.csv", rows_per_label=36)
+    validation = write_sentiment_csv(tmp_path / "validation.csv", rows_per_label=7, seed=1)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, *train_command(train, validation, one, tiny_model, batch_size=8)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         *train_command(train, validation, two, tiny_model, batch_size=4)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    one_train, one_validation = losses(one)
+    two_train, two_validation = losses(two)
+    # 72 rows in global batches of 8: 9 steps per epoch, each logged; evaluations at steps 6, 9, 12, 18.
+    assert len(one_train) == len(two_train) == 18
+    assert len(one_validation) == len(two_validation) >= 4
+    # The loss moves by far more than this over training: the curves are the same curve.
+    assert max(one_train) - min(one_train) > 0.05
+    assert two_train == pytest.approx(one_train, abs=1e-4)
+    assert two_validation == pytest.approx(one_validation, abs=1e-4)
+    first = json.loads((one / "metrics.json").read_text())["validation"]
+    second = json.loads((two / "metrics.json").read_text())["validation"]
+    assert second["accuracy"] == first["accuracy"]
+    assert second["loss"] == pytest.approx(first["loss"], abs=1e-4)

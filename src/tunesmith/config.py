@@ -131,6 +131,11 @@ class TrainingConfig(_Section):
     keep_checkpoints: bool = False
     # Recompute activations in the backward pass instead of storing them: less memory, ~30% slower.
     gradient_checkpointing: bool = False
+    # Autocast precision. "auto": bf16 on GPUs that have it (else fp16) and on CPUs with AMX or
+    # AVX512-BF16; fp32 elsewhere, since emulated bf16 is slower than fp32.
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    # torch.compile the model (dynamic shapes): faster steps after a compile of a minute or more.
+    compile: bool = False
 
     @model_validator(mode="after")
     def _early_stopping_needs_evaluations(self) -> TrainingConfig:

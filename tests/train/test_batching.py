@@ -33,3 +33,11 @@ def test_seeded_per_epoch() -> None:
     epoch_zero = list(first)
     first.set_epoch(1)
     assert list(first) != epoch_zero
+
+
+def test_only_the_last_batch_is_short() -> None:
+    # Accelerate drops a short batch that it splits among processes anywhere but at the end.
+    for grouped in (True, False):
+        batches = list(LengthGroupedBatchSampler(lengths(1003), batch_size=32, seed=3, group_by_length=grouped))
+        assert [len(batch) for batch in batches[:-1]] == [32] * 31
+        assert len(batches[-1]) == 1003 - 31 * 32

@@ -55,3 +55,8 @@ def test_linear_warmup_then_linear_decay() -> None:
         scheduler.step()
     assert rates[0] == 0.0 and rates[5] == pytest.approx(0.5) and rates[10] == pytest.approx(1.0)
     assert rates[55] == pytest.approx(0.5) and scheduler.get_last_lr()[0] == 0.0
+
+
+def test_adamw_is_fused_on_the_cpu() -> None:
+    optimizer = build_optimizer(tiny_bert(), TrainingConfig())
+    assert optimizer.defaults["fused"] is True

@@ -22,7 +22,12 @@ MEGA_BATCH_FACTOR = 50
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Seeded shuffle, sorted by length within mega-batches, then the batches shuffled."""
+    """Seeded shuffle, sorted by length within mega-batches, then the batches shuffled.
+
+    The batches are global: under several processes Accelerate splits each one among them
+    (`split_batches`), so the examples that form one optimizer step do not depend on the
+    process count. A short batch comes last, because a split drops short batches elsewhere.
+    """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True):
         self.lengths = list(lengths)
@@ -48,8 +53,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         for start in range(0, len(order), mega):
             group = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])
             batches.extend(self._chunks(group))
-        for index in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[index]
+        short = [batch for batch in batches if len(batch) < self.batch_size]
+        full = [batch for batch in batches if len(batch) == self.batch_size]
+        for index in torch.randperm(len(full), generator=generator).tolist():
+            yield full[index]
+        yield from short
 
     def _chunks(self, indices: list[int]) -> list[list[int]]:
         return [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
@@ -65,22 +73,31 @@ Collator = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 def train_loader(
-    split: datasets.Dataset, collator: Collator, batch_size: int, seed: int, group_by_length: bool
+    split: datasets.Dataset,
+    collator: Collator,
+    batch_size: int,
+    seed: int,
+    group_by_length: bool,
+    processes: int = 1,
 ) -> tuple[DataLoader, LengthGroupedBatchSampler]:
-    sampler = LengthGroupedBatchSampler(split["length"], batch_size, seed, group_by_length)
+    """Global batches of `batch_size` examples per process, for Accelerate to split among them."""
+    sampler = LengthGroupedBatchSampler(split["length"], batch_size * processes, seed, group_by_length)
     loader = DataLoader(model_columns(split), batch_sampler=sampler, collate_fn=collator)
     return loader, sampler
 
 
-def eval_loader(split: datasets.Dataset, collator: Collator, batch_size: int) -> DataLoader:
-    """Longest first, so padding is minimal and an out-of-memory error shows up at once."""
+def eval_loader(split: datasets.Dataset, collator: Collator, batch_size: int, processes: int = 1) -> DataLoader:
+    """Longest first, so padding is minimal and an out-of-memory error shows up at once.
+
+    Like training batches, the batches are global (`batch_size` per process) and split by Accelerate.
+    """
     order = None
     if "length" in split.column_names:
         lengths = split["length"]
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return DataLoader(
         model_columns(split),
-        batch_size=batch_size,
+        batch_size=batch_size * processes,
         sampler=order,
         collate_fn=collator,
     )

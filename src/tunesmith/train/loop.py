@@ -120,9 +120,9 @@ class Progress:
 
 
 def planned_steps(rows: int, cfg: TrainingConfig, processes: int) -> int:
-    """The optimizer steps `fit` will take on `rows` training examples (each process sees 1/processes)."""
-    batches_per_process = math.ceil(math.ceil(rows / cfg.batch_size) / processes)
-    return cfg.max_steps or math.ceil(batches_per_process / cfg.gradient_accumulation_steps) * cfg.epochs
+    """The optimizer steps `fit` will take on `rows` training examples (`batch_size` per process)."""
+    global_batches = math.ceil(rows / (cfg.batch_size * processes))
+    return cfg.max_steps or math.ceil(global_batches / cfg.gradient_accumulation_steps) * cfg.epochs
 
 
 def fit(
@@ -146,14 +146,17 @@ def fit(
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     """
     collator = task.collator(tokenizer)
-    loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length)
+    processes = accelerator.num_processes
+    loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length, processes)
     evaluating = validation_set is not None and cfg.evaluates
     rate_factor = strategy.rate_factor(model) if strategy and strategy.rate_factor else None
     optimizer = build_optimizer(model, cfg, rate_factor)
     before_step = strategy.before_step if strategy else None
     after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    val_loader = accelerator.prepare(eval_loader(validation_set, collator, cfg.eval_batch_size)) if evaluating else None
+    val_loader = None
+    if evaluating:
+        val_loader = accelerator.prepare(eval_loader(validation_set, collator, cfg.eval_batch_size, processes))
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs

@@ -1,0 +1,305 @@
+"""tunesmith against the Hugging Face Trainer: same model, data and hyperparameters, one run.
+
+    python bench/trainer_vs_tunesmith.py --train-rows 8000 --rounds 1
+
+Each contestant trains in its own process (a process's peak resident set never goes down,
+so peak memory must be measured per process), in alternating order across rounds so that
+drift in a shared machine's speed hits all alike. Prints and saves (results.json, table.md
+in --output-dir) samples/s, tokens/s, peak RSS and dev accuracy, each as a ratio to the
+Trainer, then inference speed against a transformers pipeline, and the share of the
+machine's measured matmul FLOP/s that training achieves.
+
+Contestants:
+  trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
+  trainer_grouped  the same with group_by_length sampling, its fastest setting
+  tunesmith        `tunesmith.finetune` with the same hyperparameters
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
+CONTESTANTS = ("trainer", "trainer_grouped", "tunesmith")
+PREDICTORS = ("pipeline", "pipeline_batched", "tunesmith_predict")
+# The recipe both sides follow; everything else is each side's default.
+RECIPE = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "weight_decay": 0.01, "warmup_ratio": 0.1,
+          "max_length": 128, "seed": 42}  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def read_tsv(path: Path) -> tuple[list[str], list[int]]:
+    """SST-2's GLUE TSV: a header, then sentence<TAB>label; no quoting."""
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    rows = [line.rsplit("\t", 1) for line in lines if line.strip()]
+    return [text for text, _ in rows], [int(label) for _, label in rows]
+
+
+# --- the contestants, each run in a fresh process -------------------------------------------
+
+
+def train_trainer(work: Path, grouped: bool) -> dict[str, Any]:
+    import numpy as np
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from tunesmith.models.backbones import resolve
+
+    set_seed(RECIPE["seed"])
+    model_path = resolve("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+
+    def encoded(path: Path) -> Dataset:
+        texts, labels = read_tsv(path)
+        data = Dataset.from_dict({"sentence": texts, "label": labels})
+        return data.map(
+            lambda rows: tokenizer(rows["sentence"], truncation=True, max_length=RECIPE["max_length"]),
+            batched=True,
+            remove_columns=["sentence"],
+        )
+
+    train, dev = encoded(work / "train.tsv"), encoded(work / "dev.tsv")
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    args = TrainingArguments(
+        output_dir=str(work / ("trainer-grouped" if grouped else "trainer")),
+        per_device_train_batch_size=RECIPE["batch_size"],
+        num_train_epochs=RECIPE["epochs"],
+        learning_rate=RECIPE["learning_rate"],
+        weight_decay=RECIPE["weight_decay"],
+        warmup_steps=RECIPE["warmup_ratio"],
+        seed=RECIPE["seed"],
+        train_sampling_strategy="group_by_length" if grouped else "random",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
+    began = time.perf_counter()
+    trainer.train()
+    train_time = time.perf_counter() - began
+    predictions = trainer.predict(dev)
+    accuracy = float((np.argmax(predictions.predictions, axis=-1) == predictions.label_ids).mean())
+    tokens = sum(len(ids) for ids in train["input_ids"]) * RECIPE["epochs"]
+    return {
+        "train_time_s": train_time,
+        "samples_per_s": len(train) * RECIPE["epochs"] / train_time,
+        "tokens_per_s": tokens / train_time,
+        "dev_accuracy": accuracy,
+    }
+
+
+def train_tunesmith(work: Path) -> dict[str, Any]:
+    import tunesmith
+
+    run = tunesmith.finetune(
+        {
+            "name": "tunesmith",
+            "model": "minilm",
+            "output_dir": str(work / "tunesmith"),
+            # No test split carved from train: both sides train on every row of train.tsv.
+            "data": {"train": str(work / "train.tsv"), "validation": str(work / "dev.tsv"),
+                     "text_column": "sentence", "test_split": 0},
+            "training": {
+                "epochs": RECIPE["epochs"], "batch_size": RECIPE["batch_size"],
+                "learning_rate": RECIPE["learning_rate"], "weight_decay": RECIPE["weight_decay"],
+                "warmup_ratio": RECIPE["warmup_ratio"], "max_length": RECIPE["max_length"],
+                "seed": RECIPE["seed"], "save_steps": None, "logging_steps": 500,
+            },
+        },
+        overwrite=True,
+    )  # fmt: skip
+    training = run.metrics["training"]
+    return {
+        "train_time_s": training["train_time_s"] - training["eval_time_s"],
+        "samples_per_s": training["samples_per_s"],
+        "tokens_per_s": training["tokens_per_s"],
+        "dev_accuracy": run.metrics["validation"]["accuracy"],
+    }
+
+
+def predict(work: Path, how: str) -> dict[str, Any]:
+    """Sentences per second on the dev and test texts with the model tunesmith trained."""
+    texts = read_tsv(work / "dev.tsv")[0] + read_tsv(work / "predict.tsv")[0]
+    run_dir = work / "tunesmith"
+    if how == "tunesmith_predict":
+        import tunesmith
+
+        predictor = tunesmith.load(run_dir)
+        call = lambda: predictor.predict(texts)  # noqa: E731
+    else:
+        import torch
+        from transformers import pipeline
+
+        torch.manual_seed(0)
+        classify = pipeline("text-classification", model=str(run_dir / "model"), device="cpu")
+        batch_size = 32 if how == "pipeline_batched" else 1
+        call = lambda: classify(texts, batch_size=batch_size, truncation=True)  # noqa: E731
+    began = time.perf_counter()
+    call()
+    elapsed = time.perf_counter() - began
+    return {"predict_time_s": elapsed, "texts_per_s": len(texts) / elapsed}
+
+
+def worker(name: str, work: Path) -> None:
+    if name == "trainer":
+        result = train_trainer(work, grouped=False)
+    elif name == "trainer_grouped":
+        result = train_trainer(work, grouped=True)
+    elif name == "tunesmith":
+        result = train_tunesmith(work)
+    else:
+        result = predict(work, name)
+    result["peak_rss_mb"] = peak_rss_mb()
+    (work / f"{name}.json").write_text(json.dumps(result))
+
+
+# --- the machine's limit ---------------------------------------------------------------------
+
+
+def matmul_flops() -> float:
+    """Measured fp32 matmul FLOP/s with torch's default threads: the ceiling training can reach."""
+    import torch
+
+    size = 2048
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(10):
+        began = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - began)
+    return 2 * size**3 / best
+
+
+def training_flops(work: Path) -> float:
+    """Useful training FLOPs of one pass over train.tsv, padding excluded.
+
+    Per real token: 6 x the weights of the encoder's matrix multiplies (2 forward, 4 backward);
+    per sequence and layer: 12 x length^2 x width for attention's two matmuls (scores and mix).
+    Embedding lookups are not matmuls and count nothing.
+    """
+    from torch import nn
+    from transformers import AutoModel, AutoTokenizer
+
+    from tunesmith.models.backbones import resolve
+
+    path = resolve("minilm")
+    model = AutoModel.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    texts = read_tsv(work / "train.tsv")[0]
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=RECIPE["max_length"])["input_ids"]]
+    layers, width = model.config.num_hidden_layers, model.config.hidden_size
+    per_pass = sum(6 * linear * n + 12 * layers * n * n * width for n in lengths)
+    return per_pass * RECIPE["epochs"]
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+def prepare(data: Path, work: Path, rows: int, seed: int) -> None:
+    """A seeded sample of the train file (the same for every contestant), dev and test as they are."""
+    lines = (data / "train.tsv").read_text(encoding="utf-8").splitlines()
+    header, body = lines[0], lines[1:]
+    sample = random.Random(seed).sample(body, min(rows, len(body))) if rows else body
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "train.tsv").write_text("\n".join([header, *sample]) + "\n", encoding="utf-8")
+    (work / "dev.tsv").write_text((data / "dev.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    (work / "predict.tsv").write_text((data / "test.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def launch(name: str, work: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--worker", name, "--output-dir", str(work)])
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed with exit code {done.returncode}")
+    return json.loads((work / f"{name}.json").read_text())
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def table(results: dict[str, dict[str, float]], predictions: dict[str, dict[str, float]], limit: float) -> str:
+    base = results["trainer"]
+    lines = [
+        "| contestant | samples/s | × trainer | tokens/s | peak RSS (MB) | dev accuracy | FLOP/s share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        lines.append(
+            f"| {name} | {result['samples_per_s']:.1f} | {result['samples_per_s'] / base['samples_per_s']:.2f} | "
+            f"{result['tokens_per_s']:.0f} | {result['peak_rss_mb']:.0f} | {result['dev_accuracy']:.4f} | "
+            f"{result['achieved_flops'] / limit:.1%} |"
+        )
+    if predictions:
+        lines += ["", "| predictor | texts/s | × pipeline | peak RSS (MB) |", "|---|---|---|---|"]
+        for name, result in predictions.items():
+            ratio = result["texts_per_s"] / predictions["pipeline"]["texts_per_s"]
+            lines.append(f"| {name} | {result['texts_per_s']:.1f} | {ratio:.2f} | {result['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with SST-2's train/dev/test.tsv")
+    parser.add_argument("--train-rows", type=int, default=8000, help="training sample size; 0: the whole file")
+    parser.add_argument("--rounds", type=int, default=1, help="repetitions, in alternating order; medians reported")
+    parser.add_argument("--contestants", default=",".join(CONTESTANTS))
+    parser.add_argument("--skip-predict", action="store_true", help="leave out the inference comparison")
+    parser.add_argument("--output-dir", type=Path, default=Path("bench/out"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.output_dir)
+        return
+    if not (args.data / "train.tsv").is_file():
+        raise SystemExit(f"No SST-2 at {args.data}: pass --data FOLDER holding train.tsv, dev.tsv and test.tsv.")
+    contestants = args.contestants.split(",")
+    prepare(args.data, args.output_dir, args.train_rows, seed=0)
+    limit = matmul_flops()
+    flops = training_flops(args.output_dir)
+    print(f"machine: {limit / 1e9:.1f} GFLOP/s fp32 matmul; training pass: {flops / 1e12:.2f} TFLOP", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
+    for round_index in range(args.rounds):
+        order = contestants if round_index % 2 == 0 else contestants[::-1]
+        for name in order:
+            result = launch(name, args.output_dir)
+            print(f"round {round_index + 1} {name}: {json.dumps(result)}", flush=True)
+            runs[name].append(result)
+    results = {name: median_of(runs[name]) for name in contestants}
+    for result in results.values():
+        result["achieved_flops"] = flops / result["train_time_s"]
+    predictions = {}
+    if not args.skip_predict and "tunesmith" in contestants:
+        predictions = {name: launch(name, args.output_dir) for name in PREDICTORS}
+    summary = table(results, predictions, limit) if "trainer" in results else json.dumps(results, indent=2)
+    print(summary)
+    (args.output_dir / "table.md").write_text(summary + "\n")
+    record = {"args": {k: str(v) for k, v in vars(args).items()}, "recipe": RECIPE, "matmul_flops": limit,
+              "training_flops": flops, "runs": runs, "predictions": predictions}  # fmt: skip
+    (args.output_dir / "results.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

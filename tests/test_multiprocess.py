@@ -66,9 +66,7 @@ def losses(run_dir: Path) -> tuple[list[float], list[float]]:
     return train, validation
 
 
-def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(
-    tiny_model: str, tmp_path: Path
-) -> None:
+def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(tiny_model: str, tmp_path: Path) -> None:
     train = write_sentiment_csv(tmp_path / "train.csv", rows_per_label=36)
     validation = write_sentiment_csv(tmp_path / "validation.csv", rows_per_label=7, seed=1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}

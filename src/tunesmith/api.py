@@ -180,7 +180,10 @@ def finetune(
 
 
 def make_accelerator(
-    gradient_accumulation_steps: int, unused_parameters: bool = False, mixed_precision: str = "no", compile: bool = False
+    gradient_accumulation_steps: int,
+    unused_parameters: bool = False,
+    mixed_precision: str = "no",
+    compile: bool = False,
 ) -> Accelerator:
     """An Accelerator that also spans several CPU processes when launched by torchrun or accelerate.
 

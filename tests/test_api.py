@@ -163,3 +163,28 @@ def test_disk_full_when_saving_the_model_keeps_the_checkpoints_to_resume_from(
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", real_save)
     run = tunesmith.finetune(tiny_config)  # space freed: the same command resumes and finishes
     assert run.metrics["training"]["steps"] == 3 * 8 and (run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tiny_config: dict, tmp_path: Path) -> None:
+    import json
+
+    tiny_config["training"]["epochs"] = 1
+    tiny_config["output_dir"] = str(tmp_path / "eager")
+    eager = tunesmith.finetune(tiny_config)
+    tiny_config["training"]["compile"] = True
+    tiny_config["output_dir"] = str(tmp_path / "compiled")
+    compiled = tunesmith.finetune(tiny_config)
+
+    def losses(run) -> list[float]:
+        records = [json.loads(line) for line in (run.path / "history.jsonl").read_text().splitlines()]
+        return [record["loss"] for record in records if "loss" in record]
+
+    assert losses(compiled) == pytest.approx(losses(eager), abs=1e-4)
+    # The compile wrapper must not leak into the saved names ("_orig_mod."): plain transformers loads it.
+    from safetensors import safe_open
+
+    with safe_open(compiled.path / "model" / "model.safetensors", "pt") as saved:
+        names = set(saved.keys())
+    with safe_open(eager.path / "model" / "model.safetensors", "pt") as saved:
+        assert names == set(saved.keys())
+    assert compiled.metrics["test"]["accuracy"] == pytest.approx(eager.metrics["test"]["accuracy"], abs=0.05)

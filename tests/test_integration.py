@@ -21,7 +21,9 @@ def test_sst2_2000_rows_reach_80_percent_dev_accuracy(tmp_path) -> None:
             "max_train_rows": 2000,
             "test_split": 0.0,
         },
-        "training": {"epochs": 2, "batch_size": 32},
+        # 1e-4 rather than the 5e-5 default: on 2,000 rows the search (docs/strategies.md) found twice
+        # the default rate better, and at 5e-5 the result swings around 0.80 with the data order.
+        "training": {"epochs": 2, "batch_size": 32, "learning_rate": 1e-4},
     }
     run = tunesmith.finetune(config)
     accuracy = run.metrics["validation"]["accuracy"]

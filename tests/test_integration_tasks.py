@@ -47,7 +47,8 @@ def test_mrpc_sentence_pairs(tmp_path) -> None:
             "max_train_rows": 1000,
         },
         epochs=2,
-        learning_rate=5e-5,
+        # At 5e-5, 1,000 pairs barely move the model off always answering "paraphrase".
+        learning_rate=1e-4,
     )["validation"]
     print(f"MRPC dev after 1,000 pairs x 2 epochs: F1 {metrics['f1']:.4f}, accuracy {metrics['accuracy']:.4f}")
     # Always answering "paraphrase" scores F1 0.812 and accuracy 0.684 on this dev set.

@@ -134,7 +134,8 @@ class TrainingConfig(_Section):
     # Autocast precision. "auto": bf16 on GPUs that have it (else fp16) and on CPUs with AMX or
     # AVX512-BF16; fp32 elsewhere, since emulated bf16 is slower than fp32.
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    # torch.compile the model (dynamic shapes): faster steps after a compile of a minute or more.
+    # torch.compile the model (dynamic shapes). On 2 CPU cores MiniLM took ~1.5 min to compile and
+    # stepped no faster (bench/RESULTS.md); worth trying for long runs on a GPU.
     compile: bool = False
 
     @model_validator(mode="after")

@@ -40,7 +40,7 @@ def build_optimizer(
     # The fused kernel updates all parameters in one pass: on 2 CPU cores MiniLM's AdamW step
     # takes 14 ms fused against 80 ms with foreach, a quarter of a whole training step.
     fused = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None, foreach=None if fused else True)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused, foreach=not fused)
 
 
 def build_scheduler(

@@ -30,16 +30,18 @@ def cpu_has_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def resolve_precision(requested: str, cuda: bool | None = None, fast_cpu_bf16: bool | None = None) -> str:
     """Accelerate's mixed_precision ("no", "bf16" or "fp16") for the config's `training.mixed_precision`."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    if requested == "auto":
-        if cuda:
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        fast = cpu_has_fast_bf16() if fast_cpu_bf16 is None else fast_cpu_bf16
-        return "bf16" if fast else "no"
     if requested == "fp16" and not cuda:
         raise UserError(
             "training.mixed_precision: fp16 needs a CUDA GPU, and none is visible. "
             "On a CPU use bf16 (fast only with AMX or AVX512-BF16), or auto to choose."
         )
-    if requested == "bf16" and not cuda and not (cpu_has_fast_bf16() if fast_cpu_bf16 is None else fast_cpu_bf16):
+    if requested == "auto" and cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if cuda or requested in ("no", "fp16"):
+        return requested
+    fast = cpu_has_fast_bf16() if fast_cpu_bf16 is None else fast_cpu_bf16
+    if requested == "auto":
+        return "bf16" if fast else "no"
+    if not fast:
         logger.warning("bf16 on this CPU is emulated and slower than fp32; training.mixed_precision=auto avoids it")
     return requested

@@ -18,15 +18,20 @@ def probabilities(results: list[dict]) -> list[float]:
     return [row["probabilities"][name] for row in results for name in ("neg", "pos")]
 
 
-def test_lora_saves_adapter_with_its_head_and_a_merged_model_that_plain_transformers_loads(tiny_config: dict) -> None:
-    run = tunesmith.finetune({**tiny_config, "strategy": "lora"})
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+def test_lora_saves_adapter_with_its_head_and_a_merged_model_that_plain_transformers_loads(
+    tiny_config: dict, dora: bool
+) -> None:
+    run = tunesmith.finetune({**tiny_config, "strategy": "lora", "lora": {"use_dora": dora}})
     counts = run.metrics["training"]
     assert counts["trainable_parameters"] / counts["total_parameters"] < 0.1
     adapter = run.path / "adapter"
-    assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    written = json.loads((adapter / "adapter_config.json").read_text())
+    assert written["peft_type"] == "LORA" and written["use_dora"] == dora
     saved = load_file(str(adapter / "adapter_model.safetensors"))
     # The classic bug: an adapter saved without its head reloads under a random classifier.
     assert any("classifier" in key for key in saved) and any("lora_A" in key for key in saved)
+    assert any("lora_magnitude_vector" in key for key in saved) == dora
 
     ours = tunesmith.load(run.path).predict(TEXTS)
     model = AutoModelForSequenceClassification.from_pretrained(run.path / "model").eval()

@@ -208,7 +208,7 @@ class LoraOptions(_Section):
     dropout: float = Field(default=0.1, ge=0, lt=1)
     # Module names to adapt; None: every linear layer of the attention and feed-forward blocks.
     target_modules: list[str] | None = None
-    # DoRA: each adapted weight also learns its column norms (magnitude) apart from its direction.
+    # DoRA: each adapted weight also learns a magnitude per output, apart from its direction.
     use_dora: bool = False
     # Also write model/ with the adapter merged in, loadable by plain transformers.
     merge: bool = True

@@ -23,6 +23,7 @@ from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwa
 from torch import nn
 
 from tunesmith.config import RunConfig, load_config, validate_config
+from tunesmith.data import augment
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.evaluate import report
@@ -89,6 +90,8 @@ def finetune(
     task.fit_labels(data.splits["train"], data.sources["train"])
     _check_metric(cfg, task)
     splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
+    if cfg.data.swap_pairs:
+        splits["train"] = augment.swap_pairs(splits["train"])
     backbone = check_loadable(cfg.model)
     tokenizer = load_tokenizer(backbone)
 

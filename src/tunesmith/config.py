@@ -80,6 +80,9 @@ class DataConfig(_Section):
     test_split: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Train on a seeded random subset of this many rows (quick experiments).
     max_train_rows: int | None = Field(default=None, gt=0)
+    # Also train on every pair with its two texts swapped, doubling the training set. Only for
+    # symmetric tasks (paraphrase, similarity), where the order of the texts carries no meaning.
+    swap_pairs: bool = False
     # CoNLL files: which whitespace-separated field holds the tag (Python index, -1 = last).
     tag_column: int = -1
     # CoNLL files whose tokens carry a trailing position digit (Weibo NER writes "科0").
@@ -89,6 +92,8 @@ class DataConfig(_Section):
     def _splits_leave_training_data(self) -> DataConfig:
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must be below 1")
+        if self.swap_pairs and self.text_pair_column is None:
+            raise ValueError("swap_pairs needs a second text to swap with: set text_pair_column, or drop swap_pairs")
         return self
 
 

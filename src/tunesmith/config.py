@@ -92,6 +92,10 @@ class DataConfig(_Section):
     def _splits_leave_training_data(self) -> DataConfig:
         if self.validation_split + self.test_split >= 1.0:
             raise ValueError("validation_split + test_split must be below 1")
+        return self
+
+    @model_validator(mode="after")
+    def _swapping_needs_pairs(self) -> DataConfig:
         if self.swap_pairs and self.text_pair_column is None:
             raise ValueError("swap_pairs needs a second text to swap with: set text_pair_column, or drop swap_pairs")
         return self

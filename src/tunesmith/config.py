@@ -351,6 +351,12 @@ class RunConfig(_Section):
         data["label_column"] = data.get("label_column") or "tags"
         return {**raw, "data": data}
 
+    @model_validator(mode="after")
+    def _pairs_swapped_only_for_text_tasks(self) -> RunConfig:
+        if self.task == "ner" and self.data.swap_pairs:
+            raise ValueError("data.swap_pairs swaps the texts of a pair; task ner tags one token sequence: drop it")
+        return self
+
     def run_name(self) -> str:
         if self.name:
             return self.name

@@ -28,6 +28,12 @@ def test_swapping_needs_a_second_text_column() -> None:
         validate_config({"data": {"train": "pairs.csv", "swap_pairs": True}}, "config.yaml")
 
 
+def test_ner_refuses_swapping() -> None:
+    data = {"train": "train.conll", "text_pair_column": "context", "swap_pairs": True}
+    with pytest.raises(UserError, match="task ner tags one token sequence: drop it"):
+        validate_config({"task": "ner", "data": data}, "config.yaml")
+
+
 def write_pairs_csv(path: Path, rows: int = 60) -> Path:
     """Label 1 when both texts carry the same word, 0 otherwise: a symmetric relation."""
     words = ["red", "green", "blue", "black"]

@@ -6,6 +6,8 @@
 - `tokenize(split, tokenizer, training)`: token ids, aligned targets, and a `length` column;
 - `collator(tokenizer)`: pads a batch (inputs and, for token tasks, targets);
 - `load_model(backbone)` / `load_trained(path)`: a Hugging Face model with the task's head;
+  `load_model` loads fp32 weights even from a half-precision checkpoint, because transformers
+  would keep its dtype and AdamW steps are lost to rounding in half precision;
 - `loss(logits, targets)`: per-example loss sums and the counts they sum over, so that
   token tasks average over tokens and evaluation can average exactly across processes;
 - `predictions(logits, targets)`: the small tensor gathered for scoring (never all logits);

@@ -89,6 +89,7 @@ class ClassificationTask:
             num_labels=len(self.names),
             id2label=dict(enumerate(self.names)),
             label2id={name: index for index, name in enumerate(self.names)},
+            dtype=torch.float32,
         )
 
     def load_trained(self, path: Path) -> PreTrainedModel:

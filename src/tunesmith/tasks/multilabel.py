@@ -106,6 +106,7 @@ class MultiLabelTask:
             problem_type="multi_label_classification",
             id2label=dict(enumerate(self.names)),
             label2id={name: index for index, name in enumerate(self.names)},
+            dtype=torch.float32,
         )
 
     def load_trained(self, path: Path) -> PreTrainedModel:

@@ -63,7 +63,12 @@ class RegressionTask:
 
     def load_model(self, backbone: str) -> PreTrainedModel:
         return AutoModelForSequenceClassification.from_pretrained(
-            backbone, num_labels=1, problem_type="regression", id2label={0: self.names[0]}, label2id={self.names[0]: 0}
+            backbone,
+            num_labels=1,
+            problem_type="regression",
+            id2label={0: self.names[0]},
+            label2id={self.names[0]: 0},
+            dtype=torch.float32,
         )
 
     def load_trained(self, path: Path) -> PreTrainedModel:

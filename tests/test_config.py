@@ -67,6 +67,14 @@ def test_flags_then_assignments_override_the_file(tmp_path: Path) -> None:
     assert cfg.data.text_column == "sentence"
 
 
+def test_a_bare_no_turns_mixed_precision_off_in_files_and_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "data: {train: a.csv}\ntraining: {mixed_precision: no}\n")
+    assert load_config(path).training.mixed_precision == "no"
+    assert load_config(None, {"data.train": "a.csv"}, ["training.mixed_precision=no"]).training.mixed_precision == "no"
+    with pytest.raises(UserError, match="mixed_precision"):
+        load_config(None, {"data.train": "a.csv"}, ["training.mixed_precision=yes"])
+
+
 def test_assignment_without_equals_is_an_error() -> None:
     with pytest.raises(UserError, match="key=value"):
         parse_assignment("=3")

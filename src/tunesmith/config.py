@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunesmith.errors import UserError, brief
 
@@ -146,6 +146,12 @@ class TrainingConfig(_Section):
     # torch.compile the model (dynamic shapes). On 2 CPU cores MiniLM took ~1.5 min to compile and
     # stepped no faster (bench/RESULTS.md); worth trying for long runs on a GPU.
     compile: bool = False
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _bare_no_means_no(cls, value: object) -> object:
+        # YAML reads a bare `no` as false, in a config file and in training.mixed_precision=no alike.
+        return "no" if value is False else value
 
     @model_validator(mode="after")
     def _early_stopping_needs_evaluations(self) -> TrainingConfig:

@@ -115,11 +115,13 @@ def test_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
     assert "nope.tsv: file not found" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["after the command", "before the command"])
+def test_debug_shows_the_traceback(where: str, tmp_path: Path) -> None:
     from tunesmith.errors import UserError
 
+    train = ["train", "--data", str(tmp_path / "nope.csv")]
     with pytest.raises(UserError):
-        main(["train", "--data", str(tmp_path / "nope.csv"), "--debug"])
+        main([*train, "--debug"] if where == "after the command" else ["--debug", *train])
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo"])

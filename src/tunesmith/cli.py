@@ -54,7 +54,10 @@ TRAIN_FLAGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    # SUPPRESS: otherwise the command's own default (False) overwrites a --debug given before it.
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors"
+    )
     parser = argparse.ArgumentParser(
         prog="tunesmith",
         description="Fine-tune pretrained language models, offline by default.",
@@ -212,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if overrides:
         args.items = [*args.items, *overrides]
+    debug = getattr(args, "debug", False)
     _quiet_libraries()
     try:
         args.handler(args)
     except UserError as exc:
-        if args.debug:
+        if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return UserError.exit_code
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if args.debug:
+        if debug:
             raise
         print(
             f"internal error: {type(exc).__name__}: {exc}\n"

@@ -188,3 +188,14 @@ def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tiny_c
     with safe_open(eager.path / "model" / "model.safetensors", "pt") as saved:
         assert names == set(saved.keys())
     assert compiled.metrics["test"]["accuracy"] == pytest.approx(eager.metrics["test"]["accuracy"], abs=0.05)
+
+
+def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.api import make_accelerator
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"2 processes .* 1 visible GPU.*at most 1 .*CUDA_VISIBLE_DEVICES="):
+        make_accelerator(1)

@@ -14,13 +14,20 @@ import pytest
 from tests.conftest import write_sentiment_csv
 
 
+def cpu_processes_env(tmp_path: Path) -> dict[str, str]:
+    # No visible GPU: these tests are about CPU processes, also on a machine with one GPU,
+    # which two processes cannot share.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
+            "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+
+
 def test_two_processes_train_one_run_and_evaluate_each_example_once(tiny_model: str, tmp_path: Path) -> None:
     train = write_sentiment_csv(tmp_path / "train.csv", rows_per_label=36)
     lines = write_sentiment_csv(tmp_path / "test.csv", rows_per_label=5, seed=1).read_text().splitlines()
     test = tmp_path / "test.csv"
     test.write_text("\n".join(lines[:10]) + "\n")  # 9 rows: in batches of 2, one process gets a padded shard
     run_dir = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = cpu_processes_env(tmp_path)
     launched = subprocess.run(
         [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "tunesmith", "train",
@@ -69,7 +76,7 @@ def losses(run_dir: Path) -> tuple[list[float], list[float]]:
 def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(tiny_model: str, tmp_path: Path) -> None:
     train = write_sentiment_csv(tmp_path / "train.csv", rows_per_label=36)
     validation = write_sentiment_csv(tmp_path / "validation.csv", rows_per_label=7, seed=1)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = cpu_processes_env(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
         [sys.executable, *train_command(train, validation, one, tiny_model, batch_size=8)],

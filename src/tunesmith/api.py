@@ -196,6 +196,14 @@ def make_accelerator(
     same examples as one process with batch size N*B: the same run, only faster.
     """
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    here, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count()
+    if torch.cuda.is_available() and here > gpus:
+        # Otherwise NCCL fails later with "Duplicate GPU detected" or an invalid device ordinal.
+        raise UserError(
+            f"{here} processes were launched on this machine, but it has {gpus} visible GPU(s), one per process. "
+            f"Launch at most {gpus} (--nproc_per_node / --num_processes), or hide the GPUs "
+            "(CUDA_VISIBLE_DEVICES=) to train on CPU processes."
+        )
     # Accelerate keeps one settings singleton per process and refuses a second run with other
     # settings (precision, compile); the Trainer resets it the same way. The process group stays.
     AcceleratorState._reset_state(reset_partial_state=False)

@@ -61,3 +61,33 @@ def test_auto_stays_in_fp32_on_this_machine_unless_it_has_fast_bf16(tiny_config:
     run = tunesmith.finetune(tiny_config)
     expected = resolve_precision("auto")
     assert run.metrics["training"]["mixed_precision"] == expected
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+def test_auto_picks_bf16_on_a_gpu_that_has_it() -> None:
+    assert resolve_precision("auto") == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_on_the_gpu_follows_the_fp32_curve_and_keeps_fp32_weights(
+    precision: str, tiny_config: dict, tmp_path: Path
+) -> None:
+    tiny_config["training"]["mixed_precision"] = "no"
+    tiny_config["output_dir"] = str(tmp_path / "fp32")
+    fp32 = tunesmith.finetune(tiny_config)
+    tiny_config["training"]["mixed_precision"] = precision
+    tiny_config["output_dir"] = str(tmp_path / precision)
+    mixed = tunesmith.finetune(tiny_config)
+    figures = mixed.metrics["training"]
+    assert figures["mixed_precision"] == precision and figures["device"].startswith("cuda")
+    reference, autocast = train_losses(fp32.path), train_losses(mixed.path)
+    assert all(math.isfinite(loss) for loss in autocast)
+    assert autocast != reference
+    assert autocast == pytest.approx(reference, abs=0.02)
+    predictor = tunesmith.load(mixed.path)
+    assert all(p.dtype == torch.float32 for p in predictor.model.parameters())
+    assert predictor.predict("a superb experience")[0]["label"] in {"neg", "pos"}

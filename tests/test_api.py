@@ -199,3 +199,15 @@ def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch: pyte
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UserError, match=r"2 processes .* 1 visible GPU.*at most 1 .*CUDA_VISIBLE_DEVICES="):
         make_accelerator(1)
+
+
+def test_an_adapter_strategy_under_fsdp_is_refused_before_training(
+    tiny_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunesmith.api
+
+    monkeypatch.setattr(tunesmith.api, "sharded", lambda accelerator: True)
+    tiny_config["strategy"] = "lora"
+    with pytest.raises(UserError, match="lora under FSDP is not supported.*full, freeze"):
+        tunesmith.finetune(tiny_config)
+    assert not Path(tiny_config["output_dir"]).exists()

@@ -34,6 +34,7 @@ from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy,
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.train.batching import eval_loader
+from tunesmith.train.checkpoints import sharded
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 from tunesmith.train.precision import resolve_precision
@@ -78,6 +79,12 @@ def finetune(
         mixed_precision=resolve_precision(training.mixed_precision),
         compile=training.compile,
     )
+    if sharded(accelerator) and strategy.saved_as != "model":
+        raise UserError(
+            f"strategy {strategy.name} under FSDP is not supported yet: its adapter would be saved from one "
+            "process's shard. Launch it with plain data parallelism (no FSDP config), or use full, freeze, "
+            "layerwise or bitfit."
+        )
 
     # Every process checks the folder before the main one writes to it, so all decide alike.
     checkpoint, skipped = resume_point(cfg.run_dir(), overwrite, resume)
@@ -151,10 +158,12 @@ def finetune(
                 name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()
             }
             metrics["training"] = training_figures(summary, model, encoded, training.max_length, accelerator)
+            # Under FSDP every process takes part in gathering the weights that the main one saves.
+            weights = accelerator.get_state_dict(model) if sharded(accelerator) else None
             if write:
                 run.write_json("labels.json", task.names)
                 run.write_json("task.json", task.state())
-                save_trained(run, cfg, strategy, model, tokenizer)
+                save_trained(run, cfg, strategy, model, tokenizer, weights)
                 for name in ("validation", "test"):
                     if name in metrics:
                         run.append_history(
@@ -218,8 +227,18 @@ def make_accelerator(
     )
 
 
-def save_trained(run: RunFolder, cfg: RunConfig, strategy: Strategy, model: nn.Module, tokenizer: Any) -> None:
-    """adapter/ for adapter strategies; model/ in plain transformers format whenever the weights allow it."""
+def save_trained(
+    run: RunFolder,
+    cfg: RunConfig,
+    strategy: Strategy,
+    model: nn.Module,
+    tokenizer: Any,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """adapter/ for adapter strategies; model/ in plain transformers format whenever the weights allow it.
+
+    `weights`: the whole state dict, gathered from the shards under FSDP; None: the model's own.
+    """
     if strategy.saved_as != "model":
 
         def write(folder: Path) -> None:
@@ -228,7 +247,7 @@ def save_trained(run: RunFolder, cfg: RunConfig, strategy: Strategy, model: nn.M
 
         run.save_folder("adapter", write)
     if mergeable(cfg):
-        run.save_model(for_plain_transformers(cfg, model), tokenizer)
+        run.save_model(for_plain_transformers(cfg, model), tokenizer, state_dict=weights)
 
 
 def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:

@@ -155,11 +155,15 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
 
-    def save_model(self, model: Any, tokenizer: Any, folder: str = "model") -> None:
-        """model/ in Hugging Face format (a peft model writes adapter/ in peft format)."""
+    def save_model(self, model: Any, tokenizer: Any, folder: str = "model", state_dict: Any = None) -> None:
+        """model/ in Hugging Face format (a peft model writes adapter/ in peft format).
+
+        `state_dict` replaces the model's own weights (under FSDP, the gathered ones).
+        """
 
         def write(path: Path) -> None:
-            model.save_pretrained(path, safe_serialization=True)
+            given = {} if state_dict is None else {"state_dict": state_dict}
+            model.save_pretrained(path, safe_serialization=True, **given)
             tokenizer.save_pretrained(path)
 
         self.save_folder(folder, write)

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_model, save_model
+from accelerate.utils import DistributedType
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from tunesmith.errors import UserError
@@ -116,8 +117,8 @@ def save(
             temporary.mkdir(parents=True)
         accelerator.wait_for_everyone()
         torch.save(rng_state(), temporary / f"rng-{accelerator.process_index}.pt")
+        save_weights(model, accelerator, temporary / WEIGHTS)
         if main:
-            save_model(accelerator.unwrap_model(model), str(temporary / WEIGHTS))
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
             torch.save(state, temporary / OPTIMIZER)
         accelerator.wait_for_everyone()
@@ -160,7 +161,7 @@ def restore(
             f"Checkpoint {checkpoint.path} was written by {manifest['processes']} processes, and this run has "
             f"{accelerator.num_processes}. Resume with the same number of processes (the data order depends on it)."
         )
-    load_weights(checkpoint, accelerator.unwrap_model(model))
+    load_weights(checkpoint, accelerator.unwrap_model(model), accelerator)
     state = torch.load(checkpoint.path / OPTIMIZER, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -168,8 +169,31 @@ def restore(
     return manifest["progress"], rng
 
 
-def load_weights(checkpoint: Checkpoint, model: nn.Module) -> None:
-    load_model(model, str(checkpoint.path / WEIGHTS))
+def sharded(accelerator: Accelerator) -> bool:
+    """Whether each process holds only a shard of the weights (FSDP)."""
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def save_weights(model: nn.Module, accelerator: Accelerator, path: Path) -> None:
+    """The whole weights to `path`, written by the main process; every process must call this."""
+    if sharded(accelerator):
+        # Gathering the shards is a collective, so every process takes part.
+        weights = accelerator.get_state_dict(model)
+        if accelerator.is_main_process:
+            save_file({name: tensor.contiguous() for name, tensor in weights.items()}, str(path))
+    elif accelerator.is_main_process:
+        save_model(accelerator.unwrap_model(model), str(path))
+
+
+def load_weights(checkpoint: Checkpoint, model: nn.Module, accelerator: Accelerator) -> None:
+    path = str(checkpoint.path / WEIGHTS)
+    if sharded(accelerator):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        # Every process reads the whole file and keeps its own shard of it.
+        set_model_state_dict(model, load_file(path), options=StateDictOptions(full_state_dict=True))
+    else:
+        load_model(model, path)
 
 
 def prune(root: Path, keep_last: int, keep_step: int | None) -> None:

@@ -303,7 +303,7 @@ def fit(
 
     unwrapped = accelerator.unwrap_model(model)
     if stopper.best_step is not None and stopper.best_step != progress.step:
-        checkpoints.load_weights(checkpoints.at(checkpoint_dir, stopper.best_step), unwrapped)
+        checkpoints.load_weights(checkpoints.at(checkpoint_dir, stopper.best_step), unwrapped, accelerator)
     summary = TrainSummary(
         steps=progress.step,
         epochs=round(progress.step / steps_per_epoch, 4),

@@ -9,6 +9,9 @@ in --output-dir) samples/s, tokens/s, peak RSS and dev accuracy, each as a ratio
 Trainer, then inference speed against a transformers pipeline, and the share of the
 machine's measured matmul FLOP/s that training achieves.
 
+With --gpu everything runs on the first CUDA GPU and both trainers use bf16 autocast (the
+Trainer's bf16=True; tunesmith's default, auto, picks bf16 there); peak GPU memory is added.
+
 Contestants:
   trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
   trainer_grouped  the same with group_by_length sampling, its fastest setting
@@ -50,8 +53,9 @@ def read_tsv(path: Path) -> tuple[list[str], list[int]]:
 # --- the contestants, each run in a fresh process -------------------------------------------
 
 
-def train_trainer(work: Path, grouped: bool) -> dict[str, Any]:
+def train_trainer(work: Path, grouped: bool, gpu: bool) -> dict[str, Any]:
     import numpy as np
+    import torch
     from datasets import Dataset
     from transformers import (
         AutoModelForSequenceClassification,
@@ -78,7 +82,8 @@ def train_trainer(work: Path, grouped: bool) -> dict[str, Any]:
         )
 
     train, dev = encoded(work / "train.tsv"), encoded(work / "dev.tsv")
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    # fp32 weights, as tunesmith loads them: a half-precision checkpoint would otherwise train in half.
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2, dtype=torch.float32)
     args = TrainingArguments(
         output_dir=str(work / ("trainer-grouped" if grouped else "trainer")),
         per_device_train_batch_size=RECIPE["batch_size"],
@@ -91,7 +96,8 @@ def train_trainer(work: Path, grouped: bool) -> dict[str, Any]:
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
+        use_cpu=not gpu,
+        bf16=gpu,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
     began = time.perf_counter()
@@ -137,7 +143,7 @@ def train_tunesmith(work: Path) -> dict[str, Any]:
     }
 
 
-def predict(work: Path, how: str) -> dict[str, Any]:
+def predict(work: Path, how: str, gpu: bool) -> dict[str, Any]:
     """Sentences per second on the dev and test texts with the model tunesmith trained."""
     texts = read_tsv(work / "dev.tsv")[0] + read_tsv(work / "predict.tsv")[0]
     run_dir = work / "tunesmith"
@@ -151,7 +157,7 @@ def predict(work: Path, how: str) -> dict[str, Any]:
         from transformers import pipeline
 
         torch.manual_seed(0)
-        classify = pipeline("text-classification", model=str(run_dir / "model"), device="cpu")
+        classify = pipeline("text-classification", model=str(run_dir / "model"), device=0 if gpu else "cpu")
         batch_size = 32 if how == "pipeline_batched" else 1
         call = lambda: classify(texts, batch_size=batch_size, truncation=True)  # noqa: E731
     began = time.perf_counter()
@@ -160,34 +166,44 @@ def predict(work: Path, how: str) -> dict[str, Any]:
     return {"predict_time_s": elapsed, "texts_per_s": len(texts) / elapsed}
 
 
-def worker(name: str, work: Path) -> None:
+def worker(name: str, work: Path, gpu: bool) -> None:
     if name == "trainer":
-        result = train_trainer(work, grouped=False)
+        result = train_trainer(work, grouped=False, gpu=gpu)
     elif name == "trainer_grouped":
-        result = train_trainer(work, grouped=True)
+        result = train_trainer(work, grouped=True, gpu=gpu)
     elif name == "tunesmith":
         result = train_tunesmith(work)
     else:
-        result = predict(work, name)
+        result = predict(work, name, gpu)
     result["peak_rss_mb"] = peak_rss_mb()
+    if gpu:
+        import torch
+
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     (work / f"{name}.json").write_text(json.dumps(result))
 
 
 # --- the machine's limit ---------------------------------------------------------------------
 
 
-def matmul_flops() -> float:
-    """Measured fp32 matmul FLOP/s with torch's default threads: the ceiling training can reach."""
+def matmul_flops(gpu: bool) -> float:
+    """Measured matmul FLOP/s, the ceiling training can reach: fp32 with torch's default threads
+    on the CPU, bf16 on the GPU (the precision the trainers compute in there)."""
     import torch
 
-    size = 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    size, device = (8192, "cuda") if gpu else (2048, "cpu")
+    dtype = torch.bfloat16 if gpu else torch.float32
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(10):
+        if gpu:
+            torch.cuda.synchronize()
         began = time.perf_counter()
         a @ b
+        if gpu:
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - began)
     return 2 * size**3 / best
 
@@ -229,8 +245,9 @@ def prepare(data: Path, work: Path, rows: int, seed: int) -> None:
     (work / "predict.tsv").write_text((data / "test.tsv").read_text(encoding="utf-8"), encoding="utf-8")
 
 
-def launch(name: str, work: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--worker", name, "--output-dir", str(work)])
+def launch(name: str, work: Path, gpu: bool) -> dict[str, Any]:
+    gpu_flag = ["--gpu"] if gpu else []
+    done = subprocess.run([sys.executable, __file__, "--worker", name, "--output-dir", str(work), *gpu_flag])
     if done.returncode != 0:
         raise SystemExit(f"{name} failed with exit code {done.returncode}")
     return json.loads((work / f"{name}.json").read_text())
@@ -242,14 +259,17 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 def table(results: dict[str, dict[str, float]], predictions: dict[str, dict[str, float]], limit: float) -> str:
     base = results["trainer"]
+    gpu = "peak_gpu_mb" in base
+    memory = " peak GPU (MB) |" if gpu else ""
     lines = [
-        "| contestant | samples/s | × trainer | tokens/s | peak RSS (MB) | dev accuracy | FLOP/s share |",
-        "|---|---|---|---|---|---|---|",
+        f"| contestant | samples/s | × trainer | tokens/s | peak RSS (MB) |{memory} dev accuracy | FLOP/s share |",
+        "|---|---|---|---|---|---|---|" + ("---|" if gpu else ""),
     ]
     for name, result in results.items():
+        gpu_memory = f" {result['peak_gpu_mb']:.0f} |" if gpu else ""
         lines.append(
             f"| {name} | {result['samples_per_s']:.1f} | {result['samples_per_s'] / base['samples_per_s']:.2f} | "
-            f"{result['tokens_per_s']:.0f} | {result['peak_rss_mb']:.0f} | {result['dev_accuracy']:.4f} | "
+            f"{result['tokens_per_s']:.0f} | {result['peak_rss_mb']:.0f} |{gpu_memory} {result['dev_accuracy']:.4f} | "
             f"{result['achieved_flops'] / limit:.1%} |"
         )
     if predictions:
@@ -268,23 +288,25 @@ def main() -> None:
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
     parser.add_argument("--skip-predict", action="store_true", help="leave out the inference comparison")
     parser.add_argument("--output-dir", type=Path, default=Path("bench/out"))
+    parser.add_argument("--gpu", action="store_true", help="train and predict on the first CUDA GPU, in bf16")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.output_dir)
+        worker(args.worker, args.output_dir, args.gpu)
         return
     if not (args.data / "train.tsv").is_file():
         raise SystemExit(f"No SST-2 at {args.data}: pass --data FOLDER holding train.tsv, dev.tsv and test.tsv.")
     contestants = args.contestants.split(",")
     prepare(args.data, args.output_dir, args.train_rows, seed=0)
-    limit = matmul_flops()
+    limit = matmul_flops(args.gpu)
     flops = training_flops(args.output_dir)
-    print(f"machine: {limit / 1e9:.1f} GFLOP/s fp32 matmul; training pass: {flops / 1e12:.2f} TFLOP", flush=True)
+    precision = "bf16 GPU" if args.gpu else "fp32"
+    print(f"machine: {limit / 1e9:.1f} GFLOP/s {precision} matmul; training pass: {flops / 1e12:.2f} TFLOP", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
     for round_index in range(args.rounds):
         order = contestants if round_index % 2 == 0 else contestants[::-1]
         for name in order:
-            result = launch(name, args.output_dir)
+            result = launch(name, args.output_dir, args.gpu)
             print(f"round {round_index + 1} {name}: {json.dumps(result)}", flush=True)
             runs[name].append(result)
     results = {name: median_of(runs[name]) for name in contestants}
@@ -292,7 +314,7 @@ def main() -> None:
         result["achieved_flops"] = flops / result["train_time_s"]
     predictions = {}
     if not args.skip_predict and "tunesmith" in contestants:
-        predictions = {name: launch(name, args.output_dir) for name in PREDICTORS}
+        predictions = {name: launch(name, args.output_dir, args.gpu) for name in PREDICTORS}
     summary = table(results, predictions, limit) if "trainer" in results else json.dumps(results, indent=2)
     print(summary)
     (args.output_dir / "table.md").write_text(summary + "\n")

@@ -121,6 +121,12 @@ def finetune(
             # One process writes the tokenization cache; the others then read it.
             with accelerator.main_process_first():
                 encoded = {name: task.tokenize(split, tokenizer, name == "train") for name, split in splits.items()}
+                # The evaluation splits in the other pair order, row for row, to average over both.
+                swapped = {
+                    name: task.tokenize(augment.swapped(splits[name]), tokenizer, False)
+                    for name in ("validation", "test")
+                    if name in splits and cfg.data.average_pair_orders
+                }
             set_seed(training.seed)
             model = task.load_model(backbone)
             if training.gradient_checkpointing:
@@ -141,11 +147,16 @@ def finetune(
                     resume=checkpoint,
                     stop=stop,
                     strategy=strategy,
+                    validation_swapped=swapped.get("validation"),
                 )
             loaders = {
                 name: accelerator.prepare(
                     eval_loader(
-                        encoded[name], task.collator(tokenizer), training.eval_batch_size, accelerator.num_processes
+                        encoded[name],
+                        task.collator(tokenizer),
+                        training.eval_batch_size,
+                        accelerator.num_processes,
+                        swapped=swapped.get(name),
                     )
                 )
                 for name in ("validation", "test")

@@ -83,6 +83,9 @@ class DataConfig(_Section):
     # Also train on every pair with its two texts swapped, doubling the training set. Only for
     # symmetric tasks (paraphrase, similarity), where the order of the texts carries no meaning.
     swap_pairs: bool = False
+    # Score every pair in both orders and average the two outputs (logits), in evaluation and
+    # prediction: for tasks where the order of the two texts carries no meaning.
+    average_pair_orders: bool = False
     # CoNLL files: which whitespace-separated field holds the tag (Python index, -1 = last).
     tag_column: int = -1
     # CoNLL files whose tokens carry a trailing position digit (Weibo NER writes "科0").
@@ -96,8 +99,9 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _swapping_needs_pairs(self) -> DataConfig:
-        if self.swap_pairs and self.text_pair_column is None:
-            raise ValueError("swap_pairs needs a second text to swap with: set text_pair_column, or drop swap_pairs")
+        for option in ("swap_pairs", "average_pair_orders"):
+            if getattr(self, option) and self.text_pair_column is None:
+                raise ValueError(f"{option} needs a second text to swap with: set text_pair_column, or drop {option}")
         return self
 
 
@@ -359,8 +363,9 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _pairs_swapped_only_for_text_tasks(self) -> RunConfig:
-        if self.task == "ner" and self.data.swap_pairs:
-            raise ValueError("data.swap_pairs swaps the texts of a pair; task ner tags one token sequence: drop it")
+        for option in ("swap_pairs", "average_pair_orders"):
+            if self.task == "ner" and getattr(self.data, option):
+                raise ValueError(f"data.{option} swaps the texts of a pair; task ner tags one token sequence: drop it")
         return self
 
     def run_name(self) -> str:

@@ -12,6 +12,7 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig, validate_config
+from tunesmith.data import augment
 from tunesmith.data.readers import read_table
 from tunesmith.data.splits import read_split, select_columns
 from tunesmith.errors import UserError
@@ -85,9 +86,13 @@ class Predictor:
         table = read_split(Path(path), data_cfg, "test", token_level)
         split = self.task.encode(select_columns(table, data_cfg, token_level), Path(path))
         encoded = self.task.tokenize(split, self.tokenizer, False)
+        swapped = None
+        if self.config.data.average_pair_orders:
+            swapped = self.task.tokenize(augment.swapped(split), self.tokenizer, False)
         accelerator = Accelerator()
         collator = self.task.collator(self.tokenizer)
-        loader = accelerator.prepare(eval_loader(encoded, collator, self.config.training.eval_batch_size))
+        batch_size = self.config.training.eval_batch_size
+        loader = accelerator.prepare(eval_loader(encoded, collator, batch_size, swapped=swapped))
         return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
 
     def read_texts(self, path: Path, text_column: str | None = None) -> tuple[list[str], list[str] | None]:

@@ -6,7 +6,7 @@ import pytest
 
 import tunesmith
 from tunesmith.config import validate_config
-from tunesmith.data.augment import swap_pairs
+from tunesmith.data.augment import swap_pairs, swapped
 from tunesmith.errors import UserError
 
 
@@ -23,14 +23,21 @@ def test_swapped_copies_follow_the_pairs_with_label_and_line_kept() -> None:
     assert doubled["line"] == [2, 3, 2, 3]
 
 
-def test_swapping_needs_a_second_text_column() -> None:
-    with pytest.raises(UserError, match="text_pair_column"):
-        validate_config({"data": {"train": "pairs.csv", "swap_pairs": True}}, "config.yaml")
+def test_swapped_pairs_keep_the_row_order() -> None:
+    split = datasets.Dataset.from_dict({"text": ["a", "b"], "text_pair": ["x", "y"], "labels": [1, 0]})
+    assert swapped(split).to_dict() == {"text": ["x", "y"], "text_pair": ["a", "b"], "labels": [1, 0]}
 
 
-def test_ner_refuses_swapping() -> None:
-    data = {"train": "train.conll", "text_pair_column": "context", "swap_pairs": True}
-    with pytest.raises(UserError, match="task ner tags one token sequence: drop it"):
+@pytest.mark.parametrize("option", ["swap_pairs", "average_pair_orders"])
+def test_swapping_needs_a_second_text_column(option: str) -> None:
+    with pytest.raises(UserError, match=f"{option} needs a second text.*text_pair_column"):
+        validate_config({"data": {"train": "pairs.csv", option: True}}, "config.yaml")
+
+
+@pytest.mark.parametrize("option", ["swap_pairs", "average_pair_orders"])
+def test_ner_refuses_swapping(option: str) -> None:
+    data = {"train": "train.conll", "text_pair_column": "context", option: True}
+    with pytest.raises(UserError, match=f"data.{option} swaps .*task ner tags one token sequence: drop it"):
         validate_config({"task": "ner", "data": data}, "config.yaml")
 
 
@@ -60,3 +67,31 @@ def test_a_run_trains_on_both_orders(tiny_model: str, tmp_path: Path) -> None:
     # Only training grows: the splits that are scored stay as they were.
     assert swapped["training"]["examples"]["validation"] == plain["training"]["examples"]["validation"]
     assert swapped["training"]["steps"] == 2 * plain["training"]["steps"]
+
+
+def test_averaged_orders_score_a_pair_alike_either_way_round_in_every_path(tiny_model: str, tmp_path: Path) -> None:
+    pairs, validation = write_pairs_csv(tmp_path / "pairs.csv"), write_pairs_csv(tmp_path / "validation.csv", rows=20)
+    data = {"train": str(pairs), "validation": str(validation), "test_split": 0, "text_column": "first",
+            "text_pair_column": "second", "label_column": "same", "average_pair_orders": True}  # fmt: skip
+    run = tunesmith.finetune({"model": tiny_model, "output_dir": str(tmp_path / "run"), "data": data,
+                              "training": {"epochs": 1, "batch_size": 8}})  # fmt: skip
+    with open(validation, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    firsts, seconds = [row["first"] for row in rows], [row["second"] for row in rows]
+    predictor = tunesmith.load(run.path)
+    forward, backward = predictor.predict(firsts, seconds), predictor.predict(seconds, firsts)
+    for one, other in zip(forward, backward, strict=True):
+        assert one["probabilities"] == pytest.approx(other["probabilities"], abs=1e-6)
+    # Training's evaluation, `evaluate` and `predict` all score the average of both orders.
+    correct = [result["label"] == row["same"] for result, row in zip(forward, rows, strict=True)]
+    assert run.metrics["validation"]["accuracy"] == pytest.approx(sum(correct) / len(rows))
+    evaluated = predictor.evaluate(validation)
+    assert evaluated["accuracy"] == run.metrics["validation"]["accuracy"]
+    assert evaluated["loss"] == pytest.approx(run.metrics["validation"]["loss"], rel=1e-5)
+    # Without the averaging the model does depend on the order, so the checks above can fail.
+    predictor.task.cfg.data.average_pair_orders = False
+    one_way, other_way = predictor.predict(firsts, seconds), predictor.predict(seconds, firsts)
+    assert any(
+        a["probabilities"] != pytest.approx(b["probabilities"], abs=1e-6)
+        for a, b in zip(one_way, other_way, strict=True)
+    )

@@ -1,7 +1,9 @@
 import random
 import statistics
 
-from tunesmith.train.batching import LengthGroupedBatchSampler
+import datasets
+
+from tunesmith.train.batching import LengthGroupedBatchSampler, eval_loader
 
 
 def lengths(n: int = 1000, seed: int = 0) -> list[int]:
@@ -41,3 +43,14 @@ def test_only_the_last_batch_is_short() -> None:
         batches = list(LengthGroupedBatchSampler(lengths(1003), batch_size=32, seed=3, group_by_length=grouped))
         assert [len(batch) for batch in batches[:-1]] == [32] * 31
         assert len(batches[-1]) == 1003 - 31 * 32
+
+
+def test_an_eval_loader_of_both_orders_pairs_each_row_with_its_swapped_row() -> None:
+    lengths = [3, 7, 5, 7, 2]
+    given = datasets.Dataset.from_dict({"input_ids": [[i] * n for i, n in enumerate(lengths)], "length": lengths})
+    swapped = datasets.Dataset.from_dict({"input_ids": [[-i] * n for i, n in enumerate(lengths)], "length": lengths})
+    batches = list(eval_loader(given, lambda rows: [row["input_ids"] for row in rows], 2, swapped=swapped))
+    # Longest first, as without the swapped rows, and each batch a (given, swapped) tuple of equal rows.
+    assert [len(ids) for first, _ in batches for ids in first] == [7, 7, 5, 3, 2]
+    for first, second in batches:
+        assert [[-token for token in ids] for ids in first] == second

@@ -1,4 +1,4 @@
-"""Training-set augmentations: each takes the encoded training split and returns a larger one."""
+"""Pair-order augmentation: training on both orders of a pair, and scoring in both."""
 
 from __future__ import annotations
 
@@ -11,5 +11,9 @@ def swap_pairs(train: datasets.Dataset) -> datasets.Dataset:
     For symmetric tasks a cross-encoder should not depend on which text comes first; showing it
     both orders teaches that, and doubles a small training set.
     """
-    swapped = train.rename_columns({"text": "text_pair", "text_pair": "text"}).select_columns(train.column_names)
-    return datasets.concatenate_datasets([train, swapped])
+    return datasets.concatenate_datasets([train, swapped(train)])
+
+
+def swapped(split: datasets.Dataset) -> datasets.Dataset:
+    """Every pair with its two texts swapped, in the same row order."""
+    return split.rename_columns({"text": "text_pair", "text_pair": "text"}).select_columns(split.column_names)

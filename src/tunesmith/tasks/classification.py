@@ -129,7 +129,9 @@ class ClassificationTask:
         self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
     ) -> list[dict[str, Any]]:
         """One {label, score, probabilities} per text."""
-        logits = sequence_logits(model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size)
+        logits = sequence_logits(
+            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
+        )
         results = []
         for row in torch.softmax(logits, dim=-1).tolist():
             best = int(np.argmax(row))

@@ -77,8 +77,15 @@ def sequence_logits(
     pairs: list[str] | None,
     max_length: int,
     batch_size: int = 64,
+    both_orders: bool = False,
 ) -> torch.Tensor:
-    """One row of logits per text (pair), in input order, for the sequence-level tasks."""
+    """One row of logits per text (pair), in input order, for the sequence-level tasks.
+
+    `both_orders`: each pair's logits averaged with those of the pair swapped.
+    """
+    if both_orders and pairs is not None:
+        given = sequence_logits(model, tokenizer, texts, pairs, max_length, batch_size)
+        return (given + sequence_logits(model, tokenizer, pairs, texts, max_length, batch_size)) / 2
     # Longest first so each batch pads little; the original order is restored at the end.
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]) - (len(pairs[i]) if pairs else 0))
     chunks: list[torch.Tensor] = []

@@ -167,7 +167,9 @@ class MultiLabelTask:
         self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
     ) -> list[dict[str, Any]]:
         """One {labels, probabilities} per text; `labels` are those at or above their threshold."""
-        logits = sequence_logits(model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size)
+        logits = sequence_logits(
+            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
+        )
         probabilities = torch.sigmoid(logits).numpy()
         decisions = self.decide(probabilities)
         return [

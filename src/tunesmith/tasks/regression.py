@@ -110,7 +110,9 @@ class RegressionTask:
         self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
     ) -> list[dict[str, Any]]:
         """One {value} per text (pair), in the targets' units."""
-        logits = sequence_logits(model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size)
+        logits = sequence_logits(
+            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
+        )
         return [{"value": float(v) * self.scale + self.shift} for v in logits.squeeze(-1).tolist()]
 
 

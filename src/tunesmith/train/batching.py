@@ -86,18 +86,47 @@ def train_loader(
     return loader, sampler
 
 
-def eval_loader(split: datasets.Dataset, collator: Collator, batch_size: int, processes: int = 1) -> DataLoader:
+def eval_loader(
+    split: datasets.Dataset,
+    collator: Collator,
+    batch_size: int,
+    processes: int = 1,
+    swapped: datasets.Dataset | None = None,
+) -> DataLoader:
     """Longest first, so padding is minimal and an out-of-memory error shows up at once.
 
     Like training batches, the batches are global (`batch_size` per process) and split by Accelerate.
+    With `swapped` (the same pairs in the other order, row for row) each batch is a tuple of
+    the two orders' batches, to be averaged (`data.average_pair_orders`).
     """
     order = None
     if "length" in split.column_names:
         lengths = split["length"]
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    if swapped is None:
+        return DataLoader(model_columns(split), batch_size=batch_size * processes, sampler=order, collate_fn=collator)
+    if len(swapped) != len(split):
+        raise ValueError(f"{len(split)} pairs but {len(swapped)} swapped ones: they must match row for row")
+
+    def collate_both(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return collator([given for given, _ in rows]), collator([other for _, other in rows])
+
     return DataLoader(
-        model_columns(split),
+        BothOrders(model_columns(split), model_columns(swapped)),
         batch_size=batch_size * processes,
         sampler=order,
-        collate_fn=collator,
+        collate_fn=collate_both,
     )
+
+
+class BothOrders(torch.utils.data.Dataset):
+    """Row i of a split of pairs together with row i of the same pairs swapped."""
+
+    def __init__(self, given: datasets.Dataset, swapped: datasets.Dataset):
+        self.given, self.swapped = given, swapped
+
+    def __len__(self) -> int:
+        return len(self.given)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.given[index], self.swapped[index]

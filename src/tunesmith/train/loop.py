@@ -62,14 +62,22 @@ class TrainSummary:
 def collect(
     model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Any
 ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    """Per-batch predictions and targets (reduced before gathering) and the exact mean loss."""
+    """Per-batch predictions and targets (reduced before gathering) and the exact mean loss.
+
+    A loader of both pair orders (`eval_loader(..., swapped=...)`) scores each pair twice,
+    and its predictions and loss come from the mean of the two logits.
+    """
     model.eval()
     predicted, targets = [], []
     loss_sum = loss_count = 0.0
     with torch.no_grad():
         for batch in loader:
+            batch, swapped = batch if isinstance(batch, tuple) else (batch, None)
             labels = batch.pop("labels")
             logits = model(**batch).logits
+            if swapped is not None:
+                swapped.pop("labels")
+                logits = (logits + model(**swapped).logits) / 2
             sums, counts = task.loss(logits, labels)
             outputs = (task.predictions(logits, labels), labels, sums, counts)
             # Token tasks' batches differ in length across processes; pad before gathering.
@@ -138,12 +146,14 @@ def fit(
     resume: checkpoints.Checkpoint | None = None,
     stop: GracefulStop | None = None,
     strategy: Strategy | None = None,
+    validation_swapped: datasets.Dataset | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
     Checkpoints go to `checkpoint_dir` at every evaluation, epoch end and `save_steps`;
     the best model is restored from its checkpoint, so none is held in memory.
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
+    `validation_swapped`: the validation pairs in the other order, to score both and average.
     """
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
@@ -156,7 +166,9 @@ def fit(
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     val_loader = None
     if evaluating:
-        val_loader = accelerator.prepare(eval_loader(validation_set, collator, cfg.eval_batch_size, processes))
+        val_loader = accelerator.prepare(
+            eval_loader(validation_set, collator, cfg.eval_batch_size, processes, swapped=validation_swapped)
+        )
 
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs

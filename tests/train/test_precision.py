@@ -37,25 +37,6 @@ def train_losses(run_dir: Path) -> list[float]:
     return [record["loss"] for record in history if "split" not in record and "loss" in record]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU path")
-def test_bf16_autocast_trains_on_the_cpu_and_keeps_fp32_weights(tiny_config: dict, tmp_path: Path) -> None:
-    tiny_config["training"]["mixed_precision"] = "no"
-    tiny_config["output_dir"] = str(tmp_path / "fp32")
-    fp32 = tunesmith.finetune(tiny_config)
-    tiny_config["training"]["mixed_precision"] = "bf16"
-    tiny_config["output_dir"] = str(tmp_path / "bf16")
-    bf16 = tunesmith.finetune(tiny_config)
-    assert bf16.metrics["training"]["mixed_precision"] == "bf16"
-    reference, autocast = train_losses(fp32.path), train_losses(bf16.path)
-    # Autocast really ran (bf16 rounding changes every loss) and followed the same curve.
-    assert all(math.isfinite(loss) for loss in autocast)
-    assert autocast != reference
-    assert autocast == pytest.approx(reference, abs=0.02)
-    predictor = tunesmith.load(bf16.path)
-    assert all(p.dtype == torch.float32 for p in predictor.model.parameters())
-    assert predictor.predict("a superb experience")[0]["label"] in {"neg", "pos"}
-
-
 def test_auto_stays_in_fp32_on_this_machine_unless_it_has_fast_bf16(tiny_config: dict) -> None:
     tiny_config["training"]["epochs"] = 1
     run = tunesmith.finetune(tiny_config)
@@ -71,9 +52,18 @@ def test_auto_picks_bf16_on_a_gpu_that_has_it() -> None:
     assert resolve_precision("auto") == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
 
 
-@needs_cuda
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_autocast_on_the_gpu_follows_the_fp32_curve_and_keeps_fp32_weights(
+on_the_cpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU path")
+
+
+@pytest.mark.parametrize(
+    "precision",
+    [
+        pytest.param("bf16", marks=on_the_cpu, id="bf16-cpu"),
+        pytest.param("bf16", marks=needs_cuda, id="bf16-cuda"),
+        pytest.param("fp16", marks=needs_cuda, id="fp16-cuda"),
+    ],
+)
+def test_autocast_follows_the_fp32_curve_and_keeps_fp32_weights(
     precision: str, tiny_config: dict, tmp_path: Path
 ) -> None:
     tiny_config["training"]["mixed_precision"] = "no"
@@ -83,8 +73,10 @@ def test_autocast_on_the_gpu_follows_the_fp32_curve_and_keeps_fp32_weights(
     tiny_config["output_dir"] = str(tmp_path / precision)
     mixed = tunesmith.finetune(tiny_config)
     figures = mixed.metrics["training"]
-    assert figures["mixed_precision"] == precision and figures["device"].startswith("cuda")
+    assert figures["mixed_precision"] == precision
+    assert figures["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
     reference, autocast = train_losses(fp32.path), train_losses(mixed.path)
+    # Autocast really ran (its rounding changes every loss) and followed the same curve.
     assert all(math.isfinite(loss) for loss in autocast)
     assert autocast != reference
     assert autocast == pytest.approx(reference, abs=0.02)

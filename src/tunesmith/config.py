@@ -229,6 +229,8 @@ class LoraOptions(_Section):
     target_modules: list[str] | None = None
     # DoRA: each adapted weight also learns a magnitude per output, apart from its direction.
     use_dora: bool = False
+    # Also train biases: "all" of the model's, or only those of the adapted layers (BitFit on top).
+    bias: Literal["none", "all", "lora_only"] = "none"
     # Also write model/ with the adapter merged in, loadable by plain transformers.
     merge: bool = True
 

@@ -18,20 +18,23 @@ def probabilities(results: list[dict]) -> list[float]:
     return [row["probabilities"][name] for row in results for name in ("neg", "pos")]
 
 
-@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+@pytest.mark.parametrize("options", [{}, {"use_dora": True}, {"bias": "all"}], ids=["lora", "dora", "lora-with-biases"])
 def test_lora_saves_adapter_with_its_head_and_a_merged_model_that_plain_transformers_loads(
-    tiny_config: dict, dora: bool
+    tiny_config: dict, options: dict
 ) -> None:
-    run = tunesmith.finetune({**tiny_config, "strategy": "lora", "lora": {"use_dora": dora}})
+    run = tunesmith.finetune({**tiny_config, "strategy": "lora", "lora": options})
     counts = run.metrics["training"]
     assert counts["trainable_parameters"] / counts["total_parameters"] < 0.1
     adapter = run.path / "adapter"
     written = json.loads((adapter / "adapter_config.json").read_text())
-    assert written["peft_type"] == "LORA" and written["use_dora"] == dora
+    dora, bias = options.get("use_dora", False), options.get("bias", "none")
+    assert written["peft_type"] == "LORA" and written["use_dora"] == dora and written["bias"] == bias
     saved = load_file(str(adapter / "adapter_model.safetensors"))
     # The classic bug: an adapter saved without its head reloads under a random classifier.
     assert any("classifier" in key for key in saved) and any("lora_A" in key for key in saved)
     assert any("lora_magnitude_vector" in key for key in saved) == dora
+    # Trained biases travel in the adapter, since the backbone it is loaded onto has the old ones.
+    assert any("intermediate.dense" in key and key.endswith("bias") for key in saved) == (bias == "all")
 
     ours = tunesmith.load(run.path).predict(TEXTS)
     model = AutoModelForSequenceClassification.from_pretrained(run.path / "model").eval()

@@ -60,6 +60,7 @@ def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int) -> PeftConfi
             target_modules=options.target_modules or backbone_linear_layers(model),
             modules_to_save=(head or None) if options.target_modules else None,
             use_dora=options.use_dora,
+            bias=options.bias,
         )
     if method == "adalora":
         options = cfg.adalora

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,20 @@ def test_an_adapter_strategy_under_fsdp_is_refused_before_training(
     with pytest.raises(UserError, match="lora under FSDP is not supported.*full, freeze"):
         tunesmith.finetune(tiny_config)
     assert not Path(tiny_config["output_dir"]).exists()
+
+
+def test_fsdp_without_gpus_is_reported_as_plain_data_parallelism(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from accelerate.utils import DistributedType
+
+    from tunesmith.api import make_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    make_accelerator(1)
+    assert "needs GPUs" not in caplog.text
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+        accelerator = make_accelerator(1)
+    assert accelerator.distributed_type == DistributedType.NO
+    assert "FSDP needs GPUs" in caplog.text and "plain data parallelism" in caplog.text

@@ -227,7 +227,7 @@ def make_accelerator(
     # Accelerate keeps one settings singleton per process and refuses a second run with other
     # settings (precision, compile); the Trainer resets it the same way. The process group stays.
     AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(
+    accelerator = Accelerator(
         gradient_accumulation_steps=gradient_accumulation_steps,
         cpu=several and not torch.cuda.is_available(),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)],
@@ -236,6 +236,15 @@ def make_accelerator(
         # Dynamic shapes: batches differ in length, and a static compile would recompile for each.
         dynamo_plugin=TorchDynamoPlugin(backend="inductor", dynamic=True) if compile else None,
     )
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"  # set by an FSDP launch config
+    if fsdp and not torch.cuda.is_available() and accelerator.is_main_process:
+        # Accelerate drops FSDP without a word on CPUs; say what runs instead.
+        logger.warning(
+            "FSDP needs GPUs, and none is visible: Accelerate ignores it here, so each of the %d process(es) "
+            "holds the whole model and they train with plain data parallelism (DDP over gloo).",
+            accelerator.num_processes,
+        )
+    return accelerator
 
 
 def save_trained(

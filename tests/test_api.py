@@ -121,6 +121,22 @@ def test_ner_learns_and_returns_entity_spans(tiny_model: str, tmp_path: Path) ->
     assert [model.config.id2label[t] for t in tags[1:-1]] == ["O", "B-PER", "O", "B-LOC", "I-LOC"]
 
 
+def test_ner_with_document_context_scores_only_the_sentences_and_evaluates_alike(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    cfg = task_config(tiny_model, tmp_path, "ner")
+    cfg["ner"] = {"context_words": 6}
+    cfg["training"]["max_length"] = 24  # room for the sentence and some, not all, of its 12 context words
+    run = tunesmith.finetune(cfg)
+    test = run.metrics["test"]
+    assert test["f1"] > 0.9, test
+    # 16 test sentences, one person and one place each: no entity of the context is scored.
+    assert {name: row["support"] for name, row in test["per_class"].items()} == {"LOC": 16, "PER": 16}
+    assert run.metrics["training"]["truncated"] == {"train": 0, "validation": 0, "test": 0}
+    again = tunesmith.load(run.path).evaluate(Path(cfg["data"]["test"]))
+    assert again["per_class"] == test["per_class"] and again["f1"] == test["f1"]
+
+
 def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_result(tiny_config: dict) -> None:
     import json
 

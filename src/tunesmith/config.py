@@ -195,6 +195,10 @@ class NerOptions(_Section):
     label_all_subtokens: bool = False
     # seqeval strict mode: an entity counts only if its tags form a valid IOB2 chunk.
     strict: bool = False
+    # Document context (FLERT): up to this many words of the neighbouring sentences of the same
+    # document on each side, read with the sentence but not tagged; trimmed to fit max_length.
+    # CoNLL files mark documents with -DOCSTART-; a file without marks is one document. 0: none.
+    context_words: int = Field(default=0, ge=0)
 
 
 class FreezeOptions(_Section):

@@ -24,7 +24,11 @@ def at(path: Path, line: int) -> str:
 def test_sentences_tokens_tags_and_lines(tmp_path: Path) -> None:
     path = write(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n")
     table = read_conll(path)
-    assert table.columns == {"tokens": [["EU", "rejects"], ["Peter"]], "tags": [["B-ORG", "O"], ["B-PER"]]}
+    assert table.columns == {
+        "tokens": [["EU", "rejects"], ["Peter"]],
+        "tags": [["B-ORG", "O"], ["B-PER"]],
+        "document": [0, 0],  # no -DOCSTART-: one document
+    }
     assert table.lines == [1, 4]
     assert table.unit == "line"
     assert table.path == path
@@ -37,6 +41,7 @@ def test_docstart_and_many_blank_lines(tmp_path: Path) -> None:
     table = read_conll(write(tmp_path, text))
     assert table.columns["tokens"] == [["a", "b"], ["c"]]
     assert table.lines == [5, 11]
+    assert table.columns["document"] == [1, 2]
 
 
 def test_docstart_ends_a_sentence(tmp_path: Path) -> None:
@@ -49,7 +54,7 @@ def test_docstart_ends_a_sentence(tmp_path: Path) -> None:
 def test_whitespace_only_separators_and_mixed_field_separators(tmp_path: Path) -> None:
     text = "  a \t B-LOC\nb\tI-LOC  \n \t \nc    O\n\t\n"
     table = read_conll(write(tmp_path, text))
-    assert table.columns == {"tokens": [["a", "b"], ["c"]], "tags": [["B-LOC", "I-LOC"], ["O"]]}
+    assert (table.columns["tokens"], table.columns["tags"]) == ([["a", "b"], ["c"]], [["B-LOC", "I-LOC"], ["O"]])
     assert table.lines == [1, 4]
 
 
@@ -65,7 +70,7 @@ def test_token_i_is_on_line_lines_plus_i(tmp_path: Path) -> None:
 
 def test_crlf_and_bom(tmp_path: Path) -> None:
     table = read_conll(write(tmp_path, "\ufeffa O\r\nb B-PER\r\n\r\nc O\r\n".encode()))
-    assert table.columns == {"tokens": [["a", "b"], ["c"]], "tags": [["O", "B-PER"], ["O"]]}
+    assert (table.columns["tokens"], table.columns["tags"]) == ([["a", "b"], ["c"]], [["O", "B-PER"], ["O"]])
     assert table.lines == [1, 4]
 
 

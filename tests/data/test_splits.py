@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import DataConfig
-from tunesmith.data.splits import load_splits
+from tunesmith.data.splits import load_splits, neighbour_words
 from tunesmith.errors import UserError
 
 
@@ -105,3 +105,31 @@ def test_saved_dataset_dict_brings_its_dev_split(tmp_path: Path) -> None:
     loaded = load_splits(DataConfig(train=tmp_path / "saved", test_split=0.0), seed=0)
     assert loaded.splits["validation"]["text"] == ["held out"]
     assert len(loaded.splits["train"]) == 20  # nothing carved: the folder's own dev split is used
+
+
+def test_context_words_come_from_the_neighbours_in_the_same_document(tmp_path: Path) -> None:
+    path = tmp_path / "train.conll"
+    path.write_text("-DOCSTART- O\n\na O\nb O\n\nc O\n\nd O\ne O\n\n-DOCSTART- O\n\nf O\n")
+    cfg = DataConfig(train=path, validation_split=0, test_split=0)
+    split = load_splits(cfg, seed=0, token_level=True, context_words=2).splits["train"]
+    assert split["text"] == [["a", "b"], ["c"], ["d", "e"], ["f"]]
+    assert split["context_left"] == [[], ["a", "b"], ["b", "c"], []]
+    assert split["context_right"] == [["c", "d"], ["d", "e"], [], []]
+    assert "context_left" not in load_splits(cfg, seed=0, token_level=True).splits["train"].column_names
+
+
+def test_context_is_taken_before_the_training_rows_are_shuffled(tmp_path: Path) -> None:
+    path = tmp_path / "train.conll"
+    path.write_text("".join(f"w{i} O\n\n" for i in range(20)))  # no -DOCSTART-: one document
+    cfg = DataConfig(train=path, validation_split=0, test_split=0, max_train_rows=5)
+    split = load_splits(cfg, seed=3, token_level=True, context_words=1).splits["train"]
+    for (word,), left, right in zip(split["text"], split["context_left"], split["context_right"], strict=True):
+        i = int(word[1:])
+        assert left == ([f"w{i - 1}"] if i > 0 else []) and right == ([f"w{i + 1}"] if i < 19 else [])
+
+
+def test_neighbour_words_stop_at_the_limit_and_the_document_edge() -> None:
+    sentences = [["a", "b", "c"], ["d"], ["e", "f"], ["g"]]
+    left, right = neighbour_words(sentences, documents=[0, 0, 0, 1], limit=3)
+    assert left == [[], ["a", "b", "c"], ["b", "c", "d"], []]
+    assert right == [["d", "e", "f"], ["e", "f"], [], []]

@@ -134,3 +134,44 @@ def test_entities_are_character_spans_of_the_raw_text() -> None:
         ("Brussels", "LOC", 35, 43),
     ]
     assert all(e["score"] == 1.0 for e in result["entities"])
+
+
+def with_context(max_length: int, left: list[str], right: list[str]) -> datasets.Dataset:
+    """TRAIN's second sentence between its context words, tokenized for training at max_length."""
+    fitted = NerTask(
+        RunConfig.model_validate({"task": "ner", "data": {"train": "t.conll"}, "training": {"max_length": max_length}})
+    )
+    fitted.fit_labels(split(TRAIN), SOURCE)
+    rows = fitted.encode(split(TRAIN[1:]), SOURCE)
+    rows = rows.add_column("context_left", [left]).add_column("context_right", [right])
+    return fitted.tokenize(rows, load_tokenizer(resolve("minilm")), training=True)
+
+
+def test_context_words_are_read_but_never_tagged() -> None:
+    tokenizer = load_tokenizer(resolve("minilm"))
+    alone = task().tokenize(task().encode(split(TRAIN[1:]), SOURCE), tokenizer, True)
+    encoded = with_context(64, ["the", "report", "said"], ["on", "monday"])
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    sentence = tokenizer.convert_ids_to_tokens(alone["input_ids"][0])[1:-1]
+    assert tokens == ["[CLS]", "the", "report", "said", *sentence, "on", "monday", "[SEP]"]
+    labels = encoded["labels"][0]
+    assert labels[:4] == [IGNORE] * 4 and labels[-3:] == [IGNORE] * 3
+    assert [label for label in labels if label != IGNORE] == [label for label in alone["labels"][0] if label != IGNORE]
+    assert encoded["truncated"] == [False]
+
+
+def test_context_is_trimmed_to_max_length_nearest_words_first() -> None:
+    tokenizer = load_tokenizer(resolve("minilm"))
+    pieces = sum(len(tokenizer.tokenize(word)) for word in TRAIN[1][0])
+    encoded = with_context(pieces + 2 + 3, ["the", "report", "said"], ["on", "monday"])
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    # Three sub-tokens of room: "said", "on", then "report" (left and right take turns).
+    assert tokens[1:3] == ["report", "said"] and tokens[-2:] == ["on", "[SEP]"]
+    assert len(tokens) == pieces + 5 and encoded["truncated"] == [False]
+
+
+def test_a_sentence_longer_than_max_length_gets_no_context_and_counts_as_truncated() -> None:
+    encoded = with_context(4, ["the", "report"], ["on"])
+    assert encoded["length"] == [4] and encoded["truncated"] == [True]
+    tokens = load_tokenizer(resolve("minilm")).convert_ids_to_tokens(encoded["input_ids"][0])
+    assert tokens[:2] == ["[CLS]", "peter"]

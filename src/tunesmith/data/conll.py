@@ -24,7 +24,8 @@ def read_conll(path: Path, tag_column: int = -1, strip_position_digits: bool = F
 
     The token is the first field and the tag the field at `tag_column` (Python indexing: -1 is
     the last). Fields are separated by runs of spaces or tabs; sentences by blank lines, and
-    `-DOCSTART-` lines are skipped (they also end a sentence). `lines[k]` is the 1-based line
+    `-DOCSTART-` lines are skipped (they also end a sentence and start a document: column
+    "document" numbers each sentence's document, 0 before the first such line). `lines[k]` is the 1-based line
     of sentence k's first token; a sentence's tokens are on consecutive lines, so token i of
     sentence k is on line `lines[k] + i`.
 
@@ -36,17 +37,18 @@ def read_conll(path: Path, tag_column: int = -1, strip_position_digits: bool = F
         raise UserError(
             f"{path}: data.tag_column is 0, the token column. Set it to the column of the tags (-1 is the last)."
         )
-    sentences: list[tuple[int, list[str], list[str]]] = []
+    sentences: list[tuple[int, list[str], list[str], int]] = []
     tokens: list[str] = []
     tags: list[str] = []
-    first_line = 0
+    first_line = document = 0
     for number, line in enumerate(_read_lines(path), start=1):
         stripped = line.strip(" \t")
         fields = _FIELD_SEPARATOR.split(stripped) if stripped else []
         if not fields or fields[0] == DOCSTART:
             if tokens:
-                sentences.append((first_line, tokens, tags))
+                sentences.append((first_line, tokens, tags, document))
             tokens, tags = [], []
+            document += bool(fields)
             continue
         if not tokens:
             first_line = number
@@ -54,7 +56,7 @@ def read_conll(path: Path, tag_column: int = -1, strip_position_digits: bool = F
         tokens.append(strip_position(token, path, number) if strip_position_digits else token)
         tags.append(tag)
     if tokens:
-        sentences.append((first_line, tokens, tags))
+        sentences.append((first_line, tokens, tags, document))
     if not sentences:
         raise UserError(
             f"{path}: no sentences: the file holds no token lines. Is it a CoNLL file (one token per line, "
@@ -62,7 +64,11 @@ def read_conll(path: Path, tag_column: int = -1, strip_position_digits: bool = F
         )
     return Table(
         path=path,
-        columns={"tokens": [s[1] for s in sentences], "tags": [s[2] for s in sentences]},
+        columns={
+            "tokens": [s[1] for s in sentences],
+            "tags": [s[2] for s in sentences],
+            "document": [s[3] for s in sentences],
+        },
         lines=[s[0] for s in sentences],
         unit="line",
     )

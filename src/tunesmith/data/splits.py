@@ -20,6 +20,9 @@ from tunesmith.data.conll import read_conll
 from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
 from tunesmith.errors import UserError, brief, json_type
 
+# The CoNLL reader's document number of each sentence (documents start at -DOCSTART- lines).
+DOCUMENT_COLUMN = "document"
+
 # Extensions read as CoNLL columns when the task works on tokens (CoNLL-2003 ships .txt).
 CONLL_SUFFIXES = {".conll", ".txt", ".bio", ".iob", ".tsv"}
 # Arrow stores integers as int64; a label beyond that is kept as its digits.
@@ -33,14 +36,18 @@ class LoadedData:
     sources: dict[str, Path] = field(default_factory=dict)
 
 
-def load_splits(cfg: DataConfig, seed: int, token_level: bool = False) -> LoadedData:
-    """Read, check and split the data; `token_level` (NER) expects token lists and tag lists."""
+def load_splits(cfg: DataConfig, seed: int, token_level: bool = False, context_words: int = 0) -> LoadedData:
+    """Read, check and split the data; `token_level` (NER) expects token lists and tag lists.
+
+    `context_words`: see `select_columns`. Context is taken before any shuffling, so that it
+    comes from each sentence's neighbours in the file.
+    """
     files = _split_files(cfg)
     splits: dict[str, datasets.Dataset] = {}
     sources: dict[str, Path] = {}
     for split, (path, name_inside) in files.items():
         table = read_split(path, cfg, name_inside, token_level)
-        splits[split] = select_columns(table, cfg, token_level)
+        splits[split] = select_columns(table, cfg, token_level, context_words)
         sources[split] = path
     train = splits["train"]
     if cfg.max_train_rows is not None and cfg.max_train_rows < len(train):
@@ -82,11 +89,23 @@ def read_split(path: Path, cfg: DataConfig, name_inside: str = "train", token_le
     if fmt != "conll":
         return read_table(path, fmt, cfg.column_names, split=name_inside)
     table = read_conll(Path(path), cfg.tag_column, cfg.strip_position_digits)
-    columns = {cfg.text_column: table.columns["tokens"], cfg.label_column: table.columns["tags"]}
+    columns = {
+        DOCUMENT_COLUMN: table.columns["document"],
+        cfg.text_column: table.columns["tokens"],
+        cfg.label_column: table.columns["tags"],
+    }
     return Table(table.path, columns, table.lines, table.unit)
 
 
-def select_columns(table: Table, cfg: DataConfig, token_level: bool = False) -> datasets.Dataset:
+def select_columns(
+    table: Table, cfg: DataConfig, token_level: bool = False, context_words: int = 0
+) -> datasets.Dataset:
+    """The columns training reads: text (and text_pair), label, line.
+
+    With `context_words` (token level only), also context_left and context_right: up to that
+    many words of the neighbouring sentences of the same document on each side (a file that
+    marks no documents is one document), for the tagger to read and not to tag.
+    """
     # An empty file has no columns either; "no rows" is the problem to report, not a missing column.
     if len(table) == 0:
         raise UserError(f"{table.path}: no data rows (only a header, or an empty file). Add examples.")
@@ -102,6 +121,9 @@ def select_columns(table: Table, cfg: DataConfig, token_level: bool = False) -> 
         columns["text_pair"] = _texts(table, cfg.text_pair_column)
     columns["label"] = _tag_lists(table, cfg.label_column) if token_level else _labels(table, cfg.label_column)
     columns["line"] = table.lines
+    if token_level and context_words:
+        documents = table.columns.get(DOCUMENT_COLUMN) or [0] * len(texts)
+        columns["context_left"], columns["context_right"] = neighbour_words(texts, documents, context_words)
     try:
         return datasets.Dataset.from_dict(columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
@@ -110,6 +132,27 @@ def select_columns(table: Table, cfg: DataConfig, token_level: bool = False) -> 
             f'{table.path}: the values of column "{cfg.label_column}" cannot be stored together ({exc}). '
             "Write every label the same way: a name, a whole number, or a list of them."
         ) from None
+
+
+def neighbour_words(
+    sentences: list[list[str]], documents: list[Any], limit: int
+) -> tuple[list[list[str]], list[list[str]]]:
+    """For each sentence, the last `limit` words before it and the first `limit` after it, in its document."""
+    left, right = [], []
+    for index, document in enumerate(documents):
+        before: list[str] = []
+        for previous in range(index - 1, -1, -1):
+            if len(before) >= limit or documents[previous] != document:
+                break
+            before[:0] = sentences[previous]
+        after: list[str] = []
+        for following in range(index + 1, len(sentences)):
+            if len(after) >= limit or documents[following] != document:
+                break
+            after.extend(sentences[following])
+        left.append(before[-limit:])
+        right.append(after[:limit])
+    return left, right
 
 
 def _missing_column_message(table: Table, column: str, key: str) -> str:

@@ -26,6 +26,42 @@ from tunesmith.tasks.encoding import cached_map
 IGNORE = -100
 
 
+def within_budget(
+    batch: dict[str, list], tokenizer: Any, max_length: int
+) -> tuple[list[list[str]], list[list[int]], list[bool]]:
+    """Each sentence with as much of its context as fits in max_length, nearest words first.
+
+    Context words are tagged IGNORE: read, never trained on or scored. A sentence too long
+    for max_length by itself gets no context and is cut as usual (`truncated`).
+    """
+    rows = list(zip(batch["context_left"], batch["text"], batch["context_right"], batch["labels"], strict=True))
+    whole = [[*left, *text, *right] for left, text, right, _ in rows]
+    pieces = tokenizer(whole, is_split_into_words=True, add_special_tokens=False)
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    words, tags, cut = [], [], []
+    for row, (left, text, right, labels) in enumerate(rows):
+        cost = [0] * (len(left) + len(text) + len(right))  # sub-tokens per word
+        for word in pieces.word_ids(row):
+            if word is not None:
+                cost[word] += 1
+        left_cost, right_cost = cost[: len(left)][::-1], cost[len(left) + len(text) :]  # nearest word first
+        room = budget - sum(cost[len(left) : len(left) + len(text)])
+        before = after = 0
+        # Alternate sides so that the sentence sits in the middle; a side stops at its first word that does not fit.
+        while True:
+            grew = False
+            if before < len(left) and left_cost[before] <= room:
+                room, before, grew = room - left_cost[before], before + 1, True
+            if after < len(right) and right_cost[after] <= room:
+                room, after, grew = room - right_cost[after], after + 1, True
+            if not grew:
+                break
+        words.append([*left[len(left) - before :], *text, *right[:after]])
+        tags.append([IGNORE] * before + list(labels) + [IGNORE] * after)
+        cut.append(room < 0)
+    return words, tags, cut
+
+
 class NerTask:
     main_metric = "f1"
     metric_names = ["loss", "f1", "precision", "recall", "accuracy", "f1_macro"]
@@ -106,12 +142,15 @@ class NerTask:
         label_all = self.options.label_all_subtokens and training
         inside = {index: self.names.index("I-" + name[2:]) for index, name in enumerate(self.names) if name[:2] == "B-"}
 
+        with_context = "context_left" in split.column_names
+
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            encoded = tokenizer(
-                batch["text"], is_split_into_words=True, truncation=True, max_length=training_cfg.max_length
-            )
+            words, tags, cut = batch["text"], batch["labels"], None
+            if with_context:
+                words, tags, cut = within_budget(batch, tokenizer, training_cfg.max_length)
+            encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=training_cfg.max_length)
             aligned = []
-            for row, word_labels in enumerate(batch["labels"]):
+            for row, word_labels in enumerate(tags):
                 labels, previous = [], None
                 for word in encoded.word_ids(row):
                     if word is None:
@@ -125,6 +164,9 @@ class NerTask:
                 aligned.append(labels)
             encoded["labels"] = aligned
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+            if cut is not None:
+                # With context nearly every input reaches max_length: record cut sentences instead.
+                encoded["truncated"] = cut
             return encoded
 
         key = [tokenizer, training_cfg.max_length, training_cfg.truncation_side, label_all, self.names]

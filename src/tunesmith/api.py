@@ -93,8 +93,7 @@ def finetune(
     else:
         RunFolder.check_replaceable(cfg.run_dir(), overwrite)
     accelerator.wait_for_everyone()
-    ner = cfg.task == "ner"
-    data = load_splits(cfg.data, training.seed, token_level=ner, context_words=cfg.ner.context_words if ner else 0)
+    data = load_splits(cfg.data, training.seed, token_level=cfg.task == "ner", context_words=cfg.ner.context_words)
     task.fit_labels(data.splits["train"], data.sources["train"])
     _check_metric(cfg, task)
     splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}

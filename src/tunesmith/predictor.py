@@ -84,8 +84,9 @@ class Predictor:
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         token_level = self.config.task == "ner"
         table = read_split(Path(path), data_cfg, "test", token_level)
-        context_words = self.config.ner.context_words if token_level else 0
-        split = self.task.encode(select_columns(table, data_cfg, token_level, context_words), Path(path))
+        split = self.task.encode(
+            select_columns(table, data_cfg, token_level, self.config.ner.context_words), Path(path)
+        )
         encoded = self.task.tokenize(split, self.tokenizer, False)
         swapped = None
         if self.config.data.average_pair_orders:

@@ -102,7 +102,7 @@ def select_columns(
 ) -> datasets.Dataset:
     """The columns training reads: text (and text_pair), label, line.
 
-    With `context_words` (token level only), also context_left and context_right: up to that
+    With `context_words` (token level only; ignored otherwise), also context_left and context_right: up to that
     many words of the neighbouring sentences of the same document on each side (a file that
     marks no documents is one document), for the tagger to read and not to tag.
     """

@@ -137,6 +137,54 @@ def test_ner_with_document_context_scores_only_the_sentences_and_evaluates_alike
     assert again["per_class"] == test["per_class"] and again["f1"] == test["f1"]
 
 
+def case_only_sentences(count: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """Three names a sentence, one capitalised and tagged PER: only the case tells which."""
+    import random
+
+    rng = random.Random(seed)
+    names = ["rose", "hope", "bill", "grace", "mark", "will", "jack", "faith", "dawn", "victor"]
+    sentences = []
+    for _ in range(count):
+        chosen = rng.sample(names, 3)
+        person = rng.randrange(3)
+        words = [name.capitalize() if index == person else name for index, name in enumerate(chosen)]
+        tags = ["B-PER" if index == person else "O" for index in range(3)]
+        sentences.append(([words[0], "saw", words[1], "and", words[2]], [tags[0], "O", tags[1], "O", tags[2]]))
+    return sentences
+
+
+def test_word_case_lets_an_uncased_backbone_tell_names_by_their_capitals(tiny_model: str, tmp_path: Path) -> None:
+    from tests.conftest import write_conll
+
+    cfg = task_config(tiny_model, tmp_path, "ner")
+    for split, count, seed in [("train", 96, 0), ("validation", 16, 1), ("test", 32, 2)]:
+        cfg["data"][split] = str(write_conll(tmp_path / f"{split}.conll", case_only_sentences(count, seed)))
+    # The tokenizer lower-cases: without the case types, the three names are the same to the model.
+    blind = tunesmith.finetune({**cfg, "output_dir": str(tmp_path / "blind")})
+    assert blind.metrics["test"]["f1"] < 0.6, blind.metrics["test"]
+    cased = tunesmith.finetune({**cfg, "ner": {"word_case": True}})
+    assert cased.metrics["test"]["f1"] > 0.9, cased.metrics["test"]
+    text = "faith saw Dawn and victor"
+    entities = tunesmith.load(cased.path).predict([text])[0]["entities"]
+    assert [(e["text"], e["type"], e["start"]) for e in entities] == [("Dawn", "PER", 10)]
+
+
+def test_word_case_under_frozen_embeddings_is_reported(
+    tiny_model: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = task_config(tiny_model, tmp_path, "ner")
+    cfg["training"]["epochs"] = 1
+    cfg.update(ner={"word_case": True}, strategy="freeze", freeze={"embeddings": True, "bottom_layers": 0})
+    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+        tunesmith.finetune(cfg)
+    assert "strategy freeze freezes the token-type embeddings" in caplog.text
+    caplog.clear()
+    cfg.update(freeze={"embeddings": False, "bottom_layers": 1}, output_dir=str(tmp_path / "trained"))
+    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+        tunesmith.finetune(cfg)
+    assert "token-type" not in caplog.text
+
+
 def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_result(tiny_config: dict) -> None:
     import json
 

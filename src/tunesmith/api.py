@@ -33,6 +33,7 @@ from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
+from tunesmith.tasks.ner import trains_case_types
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.checkpoints import sharded
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
@@ -133,6 +134,12 @@ def finetune(
                 # Non-reentrant, so that gradients reach adapters under frozen embeddings.
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
+            if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
+                logger.warning(
+                    "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "
+                    "train and add nothing. Use full, layerwise or freeze with freeze.embeddings: false.",
+                    strategy.name,
+                )
             with stop.deferred():
                 model, summary = fit(
                     model,

@@ -199,6 +199,11 @@ class NerOptions(_Section):
     # document on each side, read with the sentence but not tagged; trimmed to fit max_length.
     # CoNLL files mark documents with -DOCSTART-; a file without marks is one document. 0: none.
     context_words: int = Field(default=0, ge=0)
+    # Give the model each sub-token's casing in the original text (lower or none, Capitalised,
+    # UPPER, mIxed) as its token type. Uncased backbones such as the bundled MiniLM lower-case
+    # their input, and case is a strong clue to names. The token-type embeddings grow to 4,
+    # the new ones starting as a copy of type 0, and train with the embeddings.
+    word_case: bool = False
 
 
 class FreezeOptions(_Section):

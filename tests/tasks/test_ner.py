@@ -8,7 +8,7 @@ import torch
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import load_tokenizer, resolve
-from tunesmith.tasks.ner import IGNORE, NerTask
+from tunesmith.tasks.ner import IGNORE, NerTask, casing
 
 SOURCE = Path("train.conll")
 
@@ -134,6 +134,64 @@ def test_entities_are_character_spans_of_the_raw_text() -> None:
         ("Brussels", "LOC", 35, 43),
     ]
     assert all(e["score"] == 1.0 for e in result["entities"])
+
+
+@pytest.mark.parametrize(
+    ("piece", "kind"),
+    [
+        ("rejects", 0),
+        ("1996", 0),
+        (",", 0),
+        ("北京", 0),
+        ("German", 1),
+        ("U", 1),
+        ("EU", 2),
+        ("McDonald", 3),
+        ("iPhone", 3),
+    ],
+)
+def test_casing_types(piece: str, kind: int) -> None:
+    assert casing(piece) == kind
+
+
+def test_word_case_gives_each_subtoken_its_casing_alike_in_training_and_prediction(tiny_model: str) -> None:
+    fitted = task(word_case=True)
+    tokenizer = load_tokenizer(tiny_model)
+    words = ["EU", "rejects", "McAllister", "U.S."]
+    encoded = fitted.tokenize(
+        fitted.encode(split([(words, ["B-ORG", "O", "B-PER", "B-LOC"])]), SOURCE), tokenizer, True
+    )
+    # The case of each piece's own characters: "McA", "llis", "ter", then "U", ".", "S", "."
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])[3:6] == ["mca", "##llis", "##ter"]
+    assert encoded["token_type_ids"][0] == [0, 2, 0, 3, 0, 0, 1, 0, 1, 0, 0]
+
+    model = fitted.load_model(tiny_model)
+    assert model.config.type_vocab_size == 4
+    seen = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["token_type_ids"]), with_kwargs=True)
+    fitted.predict(model, tokenizer, [" ".join(words)], None, batch_size=4)
+    assert seen[0][0].tolist() == encoded["token_type_ids"][0]
+
+
+def test_case_types_start_as_the_pretrained_type_so_outputs_start_unchanged(tiny_model: str) -> None:
+    plain = task().load_model(tiny_model).eval()
+    cased = task(word_case=True).load_model(tiny_model).eval()
+    cased.classifier.load_state_dict(plain.classifier.state_dict())  # the heads start random
+    input_ids = torch.tensor([[101, 7327, 19164, 102]])
+    with torch.no_grad():
+        before = plain(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)).logits
+        after = cased(input_ids=input_ids, token_type_ids=torch.tensor([[0, 2, 1, 3]])).logits
+    torch.testing.assert_close(after, before)
+
+
+def test_word_case_needs_token_type_embeddings(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(vocab_size=30522, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    DistilBertModel(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(resolve("minilm")).save_pretrained(tmp_path)
+    with pytest.raises(UserError, match="distilbert models have no token-type embeddings.*ner.word_case: false"):
+        task(word_case=True).load_model(str(tmp_path))
 
 
 def with_context(max_length: int, left: list[str], right: list[str]) -> datasets.Dataset:

@@ -24,6 +24,44 @@ from tunesmith.tasks import tagging
 from tunesmith.tasks.encoding import cached_map
 
 IGNORE = -100
+CASE_TYPES = 4  # what `casing` returns: lower or uncased, Capitalised, UPPER, mIxed
+
+
+def casing(piece: str) -> int:
+    """The case of a sub-token's characters in the original text, as a token type.
+
+    0: lower case or no cased letters (digits, punctuation, CJK), 1: Capitalised or a single
+    capital, 2: UPPER, 3: mixed (McD, iP).
+    """
+    cased = [char for char in piece if char.islower() or char.isupper()]
+    if not cased or all(char.islower() for char in cased):
+        return 0
+    if all(char.isupper() for char in cased):
+        return 2 if len(cased) > 1 else 1
+    if cased[0].isupper() and all(char.islower() for char in cased[1:]):
+        return 1
+    return 3
+
+
+def with_case_types(model: PreTrainedModel) -> PreTrainedModel:
+    """The model with CASE_TYPES token types, each starting as its pretrained type 0."""
+    embeddings = getattr(model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        raise UserError(
+            f"ner.word_case gives the model casing as token types, but {model.config.model_type} models have "
+            "no token-type embeddings. Use a BERT-style backbone or set ner.word_case: false."
+        )
+    grown = torch.nn.Embedding(CASE_TYPES, old.embedding_dim, dtype=old.weight.dtype)
+    with torch.no_grad():
+        grown.weight.copy_(old.weight[:1].expand(CASE_TYPES, -1))
+    embeddings.token_type_embeddings = grown
+    model.config.type_vocab_size = CASE_TYPES
+    return model
+
+
+def trains_case_types(model: torch.nn.Module) -> bool:
+    return any(p.requires_grad for name, p in model.named_parameters() if "token_type_embeddings" in name)
 
 
 def within_budget(
@@ -143,12 +181,28 @@ class NerTask:
         inside = {index: self.names.index("I-" + name[2:]) for index, name in enumerate(self.names) if name[:2] == "B-"}
 
         with_context = "context_left" in split.column_names
+        word_case = self.options.word_case
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             words, tags, cut = batch["text"], batch["labels"], None
             if with_context:
                 words, tags, cut = within_budget(batch, tokenizer, training_cfg.max_length)
-            encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=training_cfg.max_length)
+            encoded = tokenizer(
+                words,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=training_cfg.max_length,
+                return_offsets_mapping=word_case,
+            )
+            if word_case:
+                # With words given, offsets count from the start of each word.
+                encoded["token_type_ids"] = [
+                    [
+                        0 if word is None else casing(words[row][word][begin:end])
+                        for word, (begin, end) in zip(encoded.word_ids(row), offsets, strict=True)
+                    ]
+                    for row, offsets in enumerate(encoded.pop("offset_mapping"))
+                ]
             aligned = []
             for row, word_labels in enumerate(tags):
                 labels, previous = [], None
@@ -169,20 +223,21 @@ class NerTask:
                 encoded["truncated"] = cut
             return encoded
 
-        key = [tokenizer, training_cfg.max_length, training_cfg.truncation_side, label_all, self.names]
+        key = [tokenizer, training_cfg.max_length, training_cfg.truncation_side, label_all, self.names, word_case]
         return cached_map(split, encode, key)
 
     def collator(self, tokenizer: Any) -> DataCollatorForTokenClassification:
         return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
 
     def load_model(self, backbone: str) -> PreTrainedModel:
-        return AutoModelForTokenClassification.from_pretrained(
+        model = AutoModelForTokenClassification.from_pretrained(
             backbone,
             num_labels=len(self.names),
             id2label=dict(enumerate(self.names)),
             label2id={name: index for index, name in enumerate(self.names)},
             dtype=torch.float32,
         )
+        return with_case_types(model) if self.options.word_case else model
 
     def load_trained(self, path: Path) -> PreTrainedModel:
         return AutoModelForTokenClassification.from_pretrained(path)
@@ -239,6 +294,11 @@ class NerTask:
                 return_tensors="pt",
             )
             offsets = encoded.pop("offset_mapping").tolist()
+            if self.options.word_case:
+                # Special and padding positions have empty offsets, hence type 0.
+                encoded["token_type_ids"] = torch.tensor(
+                    [[casing(text[begin:end]) for begin, end in row] for text, row in zip(chunk, offsets, strict=True)]
+                )
             with torch.no_grad():
                 probabilities = torch.softmax(model(**encoded.to(model.device)).logits.float(), dim=-1).cpu()
             for row, text in enumerate(chunk):

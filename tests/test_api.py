@@ -185,6 +185,29 @@ def test_word_case_under_frozen_embeddings_is_reported(
     assert "token-type" not in caplog.text
 
 
+def test_word_case_on_a_backbone_without_token_types_fails_before_the_run_folder(tmp_path: Path) -> None:
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from tests.conftest import ner_sentences, write_conll
+    from tunesmith.models.backbones import resolve
+
+    backbone = tmp_path / "distilbert"
+    DistilBertModel(DistilBertConfig(vocab_size=30522, dim=32, n_layers=1, n_heads=2, hidden_dim=64)).save_pretrained(
+        backbone
+    )
+    AutoTokenizer.from_pretrained(resolve("minilm")).save_pretrained(backbone)
+    cfg = {
+        "task": "ner",
+        "model": str(backbone),
+        "output_dir": str(tmp_path / "run"),
+        "data": {"train": str(write_conll(tmp_path / "train.conll", ner_sentences(8)))},
+        "ner": {"word_case": True},
+    }
+    with pytest.raises(UserError, match="distilbert models have no token-type embeddings.*ner.word_case: false"):
+        tunesmith.finetune(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_result(tiny_config: dict) -> None:
     import json
 

@@ -33,7 +33,7 @@ from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
-from tunesmith.tasks.ner import trains_case_types
+from tunesmith.tasks.ner import check_case_types, trains_case_types
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.checkpoints import sharded
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
@@ -101,6 +101,8 @@ def finetune(
     if cfg.data.swap_pairs:
         splits["train"] = augment.swap_pairs(splits["train"])
     backbone = check_loadable(cfg.model)
+    if cfg.task == "ner" and cfg.ner.word_case:
+        check_case_types(backbone)
     tokenizer = load_tokenizer(backbone)
 
     write = accelerator.is_main_process

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
-from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    DataCollatorForTokenClassification,
+    PreTrainedModel,
+)
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
@@ -48,16 +53,31 @@ def with_case_types(model: PreTrainedModel) -> PreTrainedModel:
     embeddings = getattr(model.base_model, "embeddings", None)
     old = getattr(embeddings, "token_type_embeddings", None)
     if old is None:
-        raise UserError(
-            f"ner.word_case gives the model casing as token types, but {model.config.model_type} models have "
-            "no token-type embeddings. Use a BERT-style backbone or set ner.word_case: false."
-        )
+        raise _no_token_types(model.config.model_type)
     grown = torch.nn.Embedding(CASE_TYPES, old.embedding_dim, dtype=old.weight.dtype)
     with torch.no_grad():
         grown.weight.copy_(old.weight[:1].expand(CASE_TYPES, -1))
     embeddings.token_type_embeddings = grown
     model.config.type_vocab_size = CASE_TYPES
     return model
+
+
+def check_case_types(backbone: str) -> None:
+    """Fail before any work when `backbone`'s config shows no token types to carry the case.
+
+    `with_case_types` checks the loaded model too; this catches the common case (DistilBERT,
+    DeBERTa-v2) before the run folder exists.
+    """
+    config = AutoConfig.from_pretrained(backbone)
+    if not getattr(config, "type_vocab_size", 0):
+        raise _no_token_types(config.model_type)
+
+
+def _no_token_types(model_type: str) -> UserError:
+    return UserError(
+        f"ner.word_case gives the model casing as token types, but {model_type} models have "
+        "no token-type embeddings. Use a BERT-style backbone or set ner.word_case: false."
+    )
 
 
 def trains_case_types(model: torch.nn.Module) -> bool:

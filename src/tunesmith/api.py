@@ -139,7 +139,8 @@ def finetune(
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(
                     "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "
-                    "train and add nothing. Use full, layerwise or freeze with freeze.embeddings: false.",
+                    "train and add nothing. Use full, layerwise, a peft method (lora, ...) or freeze with "
+                    "freeze.embeddings: false.",
                     strategy.name,
                 )
             with stop.deferred():

@@ -115,3 +115,32 @@ def test_ner_trains_with_lora_and_refuses_prompt_tuning(tiny_model: str, tmp_pat
     assert tunesmith.load(run.path).predict(["Alice went to Paris"])[0].keys() == {"entities"}
     with pytest.raises(UserError, match="For NER use lora"):
         tunesmith.finetune({**config, "strategy": "prompt", "output_dir": str(tmp_path / "ner2")})
+
+
+def test_lora_trains_the_word_case_token_types_and_saves_them_with_the_adapter(tiny_model: str, tmp_path) -> None:
+    from tests.conftest import ner_sentences, write_conll
+
+    train = write_conll(tmp_path / "train.conll", ner_sentences(40))
+    run = tunesmith.finetune(
+        {
+            "model": tiny_model,
+            "task": "ner",
+            "strategy": "lora",
+            "ner": {"word_case": True},
+            "output_dir": str(tmp_path / "ner"),
+            "data": {"train": str(train)},
+            "training": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3},
+        }
+    )
+    saved = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
+    assert any("token_type_embeddings" in key for key in saved)
+    merged = load_file(str(run.path / "model" / "model.safetensors"))
+    types = next(value for key, value in merged.items() if key.endswith("token_type_embeddings.weight"))
+    # The rows start as copies of type 0; Capitalised words (type 1) are in every sentence.
+    assert types.shape[0] == 4 and not torch.allclose(types[1], types[0])
+
+    from_model = tunesmith.load(run.path).evaluate(str(train))
+    shutil.rmtree(run.path / "model")
+    from_adapter = tunesmith.load(run.path).evaluate(str(train))
+    assert from_adapter["f1"] == from_model["f1"]
+    assert from_adapter["loss"] == pytest.approx(from_model["loss"], abs=1e-5)

@@ -49,6 +49,9 @@ def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int) -> PeftConfi
     # Named by its linear layer: peft's IA3 cannot unmerge a saved module that is not a layer itself.
     pooler = getattr(backbone(model), "pooler", None)
     head = ["pooler.dense"] if isinstance(getattr(pooler, "dense", None), nn.Linear) else []
+    # ner.word_case's token-type rows are new: frozen, they would stay copies of type 0.
+    case_types = ["token_type_embeddings"] if cfg.task == "ner" and cfg.ner.word_case else []
+    head += case_types
     method = cfg.strategy
     if method == "lora":
         options = cfg.lora
@@ -58,7 +61,7 @@ def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int) -> PeftConfi
             lora_alpha=options.alpha,
             lora_dropout=options.dropout,
             target_modules=options.target_modules or backbone_linear_layers(model),
-            modules_to_save=(head or None) if options.target_modules else None,
+            modules_to_save=(head if options.target_modules else case_types) or None,
             use_dora=options.use_dora,
             bias=options.bias,
         )

@@ -34,6 +34,7 @@ from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy,
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.tasks.ner import check_case_types, trains_case_types
+from tunesmith.train.activation_checkpointing import checkpoint_activations
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.checkpoints import sharded
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
@@ -133,8 +134,7 @@ def finetune(
             set_seed(training.seed)
             model = task.load_model(backbone)
             if training.gradient_checkpointing:
-                # Non-reentrant, so that gradients reach adapters under frozen embeddings.
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                checkpoint_activations(model)
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(

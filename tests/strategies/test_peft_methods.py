@@ -10,6 +10,7 @@ import tunesmith
 from tunesmith.config import validate_config
 from tunesmith.errors import UserError
 from tunesmith.strategies import get_strategy
+from tunesmith.train.activation_checkpointing import checkpoint_activations
 
 TEXTS = ["the film was great one", "our trip was awful experience", "honestly a lovely one", "what a dreadful one"]
 
@@ -80,7 +81,7 @@ def test_lora_with_gradient_checkpointing_computes_the_same_loss_and_gradients(t
         torch.manual_seed(0)
         model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            checkpoint_activations(model)
         model = get_strategy(cfg).prepare(model, 10)
         model.train()
         # Make LoRA's B non-zero so that gradients reach A as well.

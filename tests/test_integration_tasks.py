@@ -13,11 +13,12 @@ from tests.conftest import shared_file
 pytestmark = pytest.mark.integration
 
 # Measured with exactly these recipes (2 CPU cores, torch 2.13.0): MRPC F1 0.8153 and
-# accuracy 0.7034; STS-B Pearson 0.5958; GoEmotions macro-F1 0.4225, micro-F1 0.5440;
+# accuracy 0.7034; STS-B Pearson 0.5958; GoEmotions macro-F1 0.3274, micro-F1 0.4385
+# (3,000 rows, 143 s; 5,000 rows gave 0.4225 and 0.5440 in 226 s, too long for the suite);
 # CoNLL-2003 F1 0.5648 (0.5543 without word case). Training is deterministic for a seed on this stack.
 MRPC_ACCURACY, MRPC_F1 = 0.69, 0.80
 STSB_PEARSON = 0.55
-GOEMOTIONS_MACRO_F1, GOEMOTIONS_MICRO_F1 = 0.38, 0.50
+GOEMOTIONS_MACRO_F1, GOEMOTIONS_MICRO_F1 = 0.29, 0.40
 CONLL_F1 = 0.50
 
 
@@ -87,7 +88,7 @@ def test_goemotions_multilabel(tmp_path) -> None:
             "column_names": ["text", "labels", "id"],
             "label_column": "labels",
             "label_names": str(folder / "labels.txt"),
-            "max_train_rows": 5000,
+            "max_train_rows": 3000,
         },
         epochs=2,
         learning_rate=5e-5,
@@ -97,7 +98,7 @@ def test_goemotions_multilabel(tmp_path) -> None:
         eval_each_epoch=False,
         multilabel={"tune_thresholds": True},
     )["validation"]
-    print(f"GoEmotions dev, 5,000 rows x 2 epochs: macro-F1 {metrics['f1_macro']:.4f}, micro {metrics['f1_micro']:.4f}")
+    print(f"GoEmotions dev, 3,000 rows x 2 epochs: macro-F1 {metrics['f1_macro']:.4f}, micro {metrics['f1_micro']:.4f}")
     assert metrics["f1_macro"] >= GOEMOTIONS_MACRO_F1 and metrics["f1_micro"] >= GOEMOTIONS_MICRO_F1
     assert len(metrics["per_class"]) == 28
 

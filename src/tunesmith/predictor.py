@@ -59,7 +59,8 @@ class Predictor:
             # Only the adapter was saved: rebuild it on the backbone the run started from.
             base = task.load_model(check_loadable(config.model))
             model, source = load_adapter(base, adapter), adapter
-        model.eval()
+        # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
+        model.to(Accelerator().device).eval()
         tokenizer = AutoTokenizer.from_pretrained(source)
         tokenizer.truncation_side = config.training.truncation_side
         return cls(model, tokenizer, config, task)

@@ -1,0 +1,38 @@
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import tunesmith
+from tunesmith import predictor as predictor_module
+
+
+@pytest.fixture
+def finished_run(tiny_config: dict):
+    return tunesmith.finetune(tiny_config)
+
+
+def test_the_model_goes_where_accelerate_would_train(finished_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The meta device stands in for a GPU on a machine without one.
+    monkeypatch.setattr(predictor_module, "Accelerator", lambda: SimpleNamespace(device=torch.device("meta")))
+    model = tunesmith.load(finished_run.path).model
+    assert {parameter.device.type for parameter in model.parameters()} == {"meta"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_predict_and_evaluate_run_there_and_agree_with_the_cpu(finished_run, sentiment_csv: Path) -> None:
+    with open(sentiment_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = [row["text"] for row in rows]
+    on_gpu = tunesmith.load(finished_run.path)
+    assert next(on_gpu.model.parameters()).device.type == "cuda"
+    on_cpu = tunesmith.load(finished_run.path)
+    on_cpu.model.cpu()
+    from_cpu = on_cpu.predict(texts)
+    for gpu_row, cpu_row in zip(on_gpu.predict(texts), from_cpu, strict=True):
+        assert gpu_row["label"] == cpu_row["label"]
+        assert gpu_row["score"] == pytest.approx(cpu_row["score"], abs=1e-4)
+    cpu_accuracy = sum(p["label"] == row["label"] for p, row in zip(from_cpu, rows, strict=True)) / len(rows)
+    assert on_gpu.evaluate(sentiment_csv)["accuracy"] == pytest.approx(cpu_accuracy)

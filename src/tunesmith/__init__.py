@@ -5,9 +5,36 @@ run = tunesmith.finetune("configs/sst2.yaml")
 tunesmith.load(run.path).predict(["a gorgeous, witty film"])
 """
 
-from tunesmith.api import Run, finetune, load
-from tunesmith.config import RunConfig
-from tunesmith.errors import UserError
-from tunesmith.predictor import Predictor
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tunesmith.api import Run, finetune, load
+    from tunesmith.config import RunConfig
+    from tunesmith.errors import UserError
+    from tunesmith.predictor import Predictor
+
+# Each public name and its module, imported on first use: torch and transformers take
+# seconds to import, and `tunesmith --help` or a config typo should not wait for them.
+_HOMES = {
+    "Predictor": "tunesmith.predictor",
+    "Run": "tunesmith.api",
+    "RunConfig": "tunesmith.config",
+    "UserError": "tunesmith.errors",
+    "finetune": "tunesmith.api",
+    "load": "tunesmith.api",
+}
 
 __all__ = ["Predictor", "Run", "RunConfig", "UserError", "finetune", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -244,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from tunesmith.api import finetune
     from tunesmith.config import load_config
 
     config_path, assignments = _split_items(args.items)
@@ -252,6 +251,8 @@ def run_train(args: argparse.Namespace) -> None:
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
+    from tunesmith.api import finetune  # seconds of torch and transformers: after the config is known good
+
     run = finetune(cfg, overwrite=args.overwrite, resume=args.resume)
     from accelerate import PartialState
 

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+import pytest
+
+import tunesmith
+
+
+def test_the_public_names_resolve_to_their_modules() -> None:
+    from tunesmith.api import finetune, load
+    from tunesmith.predictor import Predictor
+
+    assert tunesmith.finetune is finetune and tunesmith.load is load and tunesmith.Predictor is Predictor
+    assert set(tunesmith.__all__) <= set(dir(tunesmith))
+    with pytest.raises(AttributeError, match="no attribute 'fine_tune'"):
+        tunesmith.fine_tune  # noqa: B018
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    # `tunesmith --help` and config errors answer at once; torch and transformers take seconds.
+    probe = "import sys, tunesmith, tunesmith.cli; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

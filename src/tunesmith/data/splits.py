@@ -13,7 +13,6 @@ from typing import Any
 
 import datasets
 import pyarrow as pa
-from sklearn.model_selection import train_test_split
 
 from tunesmith.config import DataConfig
 from tunesmith.data.conll import read_conll
@@ -287,5 +286,8 @@ def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Datas
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
     stratify = labels if min(counts.values()) >= 2 and size >= len(counts) else None
+    # Imported on first use: scikit-learn adds 18 MB to every process, training or not.
+    from sklearn.model_selection import train_test_split
+
     keep, held = train_test_split(indices, test_size=size, random_state=seed, stratify=stratify)
     return train.select(sorted(keep)), train.select(sorted(held))

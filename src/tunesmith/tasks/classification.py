@@ -8,14 +8,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    classification_report,
-    confusion_matrix,
-    f1_score,
-    matthews_corrcoef,
-    precision_recall_fscore_support,
-)
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
@@ -104,6 +96,16 @@ class ClassificationTask:
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Accuracy, P/R/F1 (macro, micro, weighted; binary: F1 of the positive class), MCC, report."""
+        # Imported on first use: scikit-learn adds 18 MB to every process, training or not.
+        from sklearn.metrics import (
+            accuracy_score,
+            classification_report,
+            confusion_matrix,
+            f1_score,
+            matthews_corrcoef,
+            precision_recall_fscore_support,
+        )
+
         y_pred, y_true = np.concatenate(predicted), np.concatenate(targets)
         label_ids = list(range(len(self.names)))
         metrics: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}

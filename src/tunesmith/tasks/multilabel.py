@@ -13,13 +13,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    classification_report,
-    f1_score,
-    hamming_loss,
-    precision_recall_fscore_support,
-)
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
@@ -128,6 +121,9 @@ class MultiLabelTask:
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Micro/macro/weighted/per-sample P/R/F1, subset accuracy, Hamming loss, per-label report."""
+        # Imported on first use: scikit-learn adds 18 MB to every process, training or not.
+        from sklearn.metrics import accuracy_score, classification_report, hamming_loss, precision_recall_fscore_support
+
         y_pred = self.decide(np.concatenate(predicted))
         y_true = np.concatenate(targets).astype(int)
         metrics: dict[str, Any] = {
@@ -150,6 +146,8 @@ class MultiLabelTask:
         A label without positive examples here keeps the default; ties go to the
         threshold nearest the default, the least surprising choice.
         """
+        from sklearn.metrics import f1_score
+
         probabilities, y_true = np.concatenate(predicted), np.concatenate(targets).astype(int)
         default = self.options.threshold
         tuned = []

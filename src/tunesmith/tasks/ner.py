@@ -14,8 +14,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
-from seqeval.scheme import IOB2
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
@@ -275,6 +273,10 @@ class NerTask:
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Entity-level P/R/F1 (seqeval; conlleval rules, or strict IOB2), per-type report, tag accuracy."""
+        # Imported on first use: seqeval brings scikit-learn, 18 MB in every process, training or not.
+        from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
         y_true, y_pred = [], []
         for batch_pred, batch_true in zip(predicted, targets, strict=True):
             for row_pred, row_true in zip(batch_pred, batch_true, strict=True):

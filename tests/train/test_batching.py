@@ -37,6 +37,19 @@ def test_seeded_per_epoch() -> None:
     assert list(first) != epoch_zero
 
 
+def test_the_batch_of_the_longest_example_comes_first_and_the_rest_stays_shuffled() -> None:
+    # Out of memory at the first step, not hours in; and the largest activations are allocated first.
+    data = lengths(1003)
+    orders = []
+    for epoch in range(3):
+        sampler = LengthGroupedBatchSampler(data, batch_size=32, seed=0)
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert max(data[i] for i in batches[0]) == max(data)
+        orders.append(batches[1:])
+    assert orders[0] != orders[1] != orders[2]
+
+
 def test_only_the_last_batch_is_short() -> None:
     # Accelerate drops a short batch that it splits among processes anywhere but at the end.
     for grouped in (True, False):

@@ -22,7 +22,7 @@ MEGA_BATCH_FACTOR = 50
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Seeded shuffle, sorted by length within mega-batches, then the batches shuffled.
+    """Seeded shuffle, sorted by length within mega-batches, then the batches shuffled, the longest first.
 
     The batches are global: under several processes Accelerate splits each one among them
     (`split_batches`), so the examples that form one optimizer step do not depend on the
@@ -55,8 +55,14 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(self._chunks(group))
         short = [batch for batch in batches if len(batch) < self.batch_size]
         full = [batch for batch in batches if len(batch) == self.batch_size]
-        for index in torch.randperm(len(full), generator=generator).tolist():
-            yield full[index]
+        shuffled = [full[index] for index in torch.randperm(len(full), generator=generator).tolist()]
+        if shuffled:
+            # The batch of the longest example first (each batch starts with its longest): a run
+            # that runs out of memory does so at once, and the largest activations claim their
+            # memory before smaller ones can fragment it.
+            longest = max(range(len(shuffled)), key=lambda b: self.lengths[shuffled[b][0]])
+            shuffled[0], shuffled[longest] = shuffled[longest], shuffled[0]
+        yield from shuffled
         yield from short
 
     def _chunks(self, indices: list[int]) -> list[list[int]]:

@@ -24,6 +24,6 @@ def test_the_command_line_starts_without_torch() -> None:
 
 
 def test_scoring_libraries_load_only_when_scoring() -> None:
-    probe = "import sys, tunesmith.api; print(sorted({'sklearn', 'seqeval'} & set(sys.modules)))"
+    probe = "import sys, tunesmith.api; print(sorted({'sklearn', 'seqeval', 'scipy.stats'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

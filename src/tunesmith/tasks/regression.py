@@ -14,7 +14,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from scipy.stats import pearsonr, spearmanr
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
@@ -93,6 +92,9 @@ class RegressionTask:
         A correlation is undefined when either side is constant (an untrained model can
         predict one value); it is reported as 0.0, no linear association measured.
         """
+        # Imported on first use: scipy.stats adds 22 MB to every process, training or not.
+        from scipy.stats import pearsonr, spearmanr
+
         y_pred = np.concatenate(predicted).astype(np.float64) * self.scale + self.shift
         y_true = np.concatenate(targets).astype(np.float64) * self.scale + self.shift
         error = y_pred - y_true

@@ -27,3 +27,19 @@ def test_scoring_libraries_load_only_when_scoring() -> None:
     probe = "import sys, tunesmith.api; print(sorted({'sklearn', 'seqeval', 'scipy.stats'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_bad_input_is_answered_before_torch_loads(tmp_path) -> None:
+    # A typo in a config key or a wrong run folder: the error comes first, torch's seconds never.
+    (tmp_path / "typo.yaml").write_text("data:\n  train: train.csv\ntraining:\n  epoch: 3\n")
+    probe = (
+        "import sys; from tunesmith.cli import main; "
+        f"codes = [main(['train', {str(tmp_path / 'typo.yaml')!r}]), "
+        f"main(['evaluate', {str(tmp_path)!r}, '--data', 'dev.csv']), "
+        f"main(['predict', {str(tmp_path)!r}, '--text', 'fine'])]; "
+        "print(codes, sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[2, 2, 2] []"
+    assert done.stderr.count("is not a finished run folder") == 2
+    assert "epoch" in done.stderr

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if overrides:
         args.items = [*args.items, *overrides]
     debug = getattr(args, "debug", False)
-    _quiet_libraries()
+    _route_notices()
     try:
         args.handler(args)
     except UserError as exc:
@@ -251,7 +251,8 @@ def run_train(args: argparse.Namespace) -> None:
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
-    from tunesmith.api import finetune  # seconds of torch and transformers: after the config is known good
+    _quiet_libraries()  # seconds of torch and transformers: after the config is known good
+    from tunesmith.api import finetune
 
     run = finetune(cfg, overwrite=args.overwrite, resume=args.resume)
     from accelerate import PartialState
@@ -262,6 +263,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
+    _quiet_libraries()
     from tunesmith.compare import compare, parse_strategies
 
     config_path, assignments = _split_items(args.items)
@@ -275,6 +277,7 @@ def run_compare(args: argparse.Namespace) -> None:
 
 
 def run_search(args: argparse.Namespace) -> None:
+    _quiet_libraries()
     from tunesmith.search import search
 
     config_path, assignments = _split_items(args.items)
@@ -289,6 +292,7 @@ def run_search(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    _quiet_libraries()
     from tunesmith.api import finetune
     from tunesmith.config import RunConfig
 
@@ -307,6 +311,10 @@ def run_demo(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from tunesmith.runs import check_finished
+
+    check_finished(Path(args.run_dir))  # before the seconds of loading torch and the model
+    _quiet_libraries()
     from tunesmith.api import load
 
     metrics = load(args.run_dir).evaluate(Path(args.data))
@@ -316,11 +324,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
+    from tunesmith.runs import check_finished
+
+    if args.text_pair and not args.text:
+        raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
+    check_finished(Path(args.run_dir))  # before the seconds of loading torch and the model
+    _quiet_libraries()
     from tunesmith.api import load
 
     predictor = load(args.run_dir)
-    if args.text_pair and not args.text:
-        raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
     if args.text:
         texts, pairs = args.text, args.text_pair
     else:
@@ -412,7 +424,7 @@ def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
     print(f"trained {training['trainable_parameters']:,} of {training['total_parameters']:,} parameters ({share:.2f}%)")
 
 
-def _quiet_libraries() -> None:
+def _route_notices() -> None:
     # tunesmith's own notices (resuming, skipped checkpoints) go to stderr as plain lines.
     import logging
 
@@ -422,6 +434,11 @@ def _quiet_libraries() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         notices.addHandler(handler)
         notices.setLevel(logging.INFO)
+
+
+def _quiet_libraries() -> None:
+    """Silence transformers' and datasets' chatter. It imports both, so each command calls it
+    only once its own input has passed the quick checks: a typo is answered at once."""
     # Loading a backbone into a new head always "misses" the head's weights; that is expected.
     import datasets
     from transformers.utils import logging as hf_logging

@@ -17,7 +17,7 @@ from tunesmith.data.readers import read_table
 from tunesmith.data.splits import read_split, select_columns
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
-from tunesmith.runs import read_status
+from tunesmith.runs import check_finished
 from tunesmith.strategies import load_adapter
 from tunesmith.tasks import get_task
 from tunesmith.train.batching import eval_loader
@@ -38,14 +38,8 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
+        check_finished(run_dir)
         full, adapter = run_dir / "model", run_dir / "adapter"
-        if not (full / "config.json").is_file() and not (adapter / "adapter_config.json").is_file():
-            status = read_status(run_dir)
-            state = f"its status is {status!r}" if status else "it has no model/ or adapter/ folder"
-            raise UserError(
-                f"{run_dir} is not a finished run folder ({state}). Point at a folder written by "
-                "`tunesmith train` that finished."
-            )
         config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
         task_file = run_dir / "task.json"
         if task_file.is_file():

@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tunesmith.errors import UserError
-from tunesmith.train.checkpoints import Checkpoint, latest_usable
+
+if TYPE_CHECKING:
+    from tunesmith.train.checkpoints import Checkpoint
 
 STATUS_FILE = "status.json"
 CHECKPOINTS = "checkpoints"
@@ -39,6 +41,18 @@ def write_atomic(path: Path, text: str) -> None:
 def read_status(path: Path) -> str | None:
     record = read_status_record(path)
     return record["status"] if record else None
+
+
+def check_finished(run_dir: Path) -> None:
+    """Refuse a folder that holds no trained model: never started, still running, or failed."""
+    saved = (run_dir / "model" / "config.json", run_dir / "adapter" / "adapter_config.json")
+    if not any(path.is_file() for path in saved):
+        status = read_status(run_dir)
+        state = f"its status is {status!r}" if status else "it has no model/ or adapter/ folder"
+        raise UserError(
+            f"{run_dir} is not a finished run folder ({state}). Point at a folder written by "
+            "`tunesmith train` that finished."
+        )
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:
@@ -64,6 +78,10 @@ def resume_point(path: Path, overwrite: bool = False, resume: bool = False) -> t
     _refuse_if_in_use(path, record)
     status = record["status"] if record else None
     if status in UNFINISHED:
+        # Checkpoints mean torch (seconds to import); reading a folder's status must stay quick,
+        # so that `tunesmith predict` on a wrong folder answers at once.
+        from tunesmith.train.checkpoints import latest_usable
+
         checkpoint, skipped = latest_usable(path / CHECKPOINTS)
         if checkpoint is not None or not resume:
             return checkpoint, skipped

@@ -7,7 +7,8 @@ so peak memory must be measured per process), in alternating order across rounds
 drift in a shared machine's speed hits all alike. Prints and saves (results.json, table.md
 in --output-dir) samples/s, tokens/s, peak RSS and dev accuracy, each as a ratio to the
 Trainer, then inference speed against a transformers pipeline, and the share of the
-machine's measured matmul FLOP/s that training achieves.
+machine's measured matmul FLOP/s that training achieves. With --seeds 42,7,13 --rounds 3
+each round trains with its own seed and the dev accuracy of every seed is listed too.
 
 With --gpu everything runs on the first CUDA GPU and both trainers use bf16 autocast (the
 Trainer's bf16=True; tunesmith's default, auto, picks bf16 there); peak GPU memory is added.
@@ -36,7 +37,7 @@ CONTESTANTS = ("trainer", "trainer_grouped", "tunesmith")
 PREDICTORS = ("pipeline", "pipeline_batched", "tunesmith_predict")
 # The recipe both sides follow; everything else is each side's default.
 RECIPE = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "weight_decay": 0.01, "warmup_ratio": 0.1,
-          "max_length": 128, "seed": 42}  # fmt: skip
+          "max_length": 128}  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -53,7 +54,7 @@ def read_tsv(path: Path) -> tuple[list[str], list[int]]:
 # --- the contestants, each run in a fresh process -------------------------------------------
 
 
-def train_trainer(work: Path, grouped: bool, gpu: bool) -> dict[str, Any]:
+def train_trainer(work: Path, grouped: bool, gpu: bool, seed: int) -> dict[str, Any]:
     import numpy as np
     import torch
     from datasets import Dataset
@@ -68,7 +69,7 @@ def train_trainer(work: Path, grouped: bool, gpu: bool) -> dict[str, Any]:
 
     from tunesmith.models.backbones import resolve
 
-    set_seed(RECIPE["seed"])
+    set_seed(seed)
     model_path = resolve("minilm")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
 
@@ -91,7 +92,7 @@ def train_trainer(work: Path, grouped: bool, gpu: bool) -> dict[str, Any]:
         learning_rate=RECIPE["learning_rate"],
         weight_decay=RECIPE["weight_decay"],
         warmup_steps=RECIPE["warmup_ratio"],
-        seed=RECIPE["seed"],
+        seed=seed,
         train_sampling_strategy="group_by_length" if grouped else "random",
         save_strategy="no",
         report_to="none",
@@ -114,7 +115,7 @@ def train_trainer(work: Path, grouped: bool, gpu: bool) -> dict[str, Any]:
     }
 
 
-def train_tunesmith(work: Path) -> dict[str, Any]:
+def train_tunesmith(work: Path, seed: int) -> dict[str, Any]:
     import tunesmith
 
     run = tunesmith.finetune(
@@ -129,7 +130,7 @@ def train_tunesmith(work: Path) -> dict[str, Any]:
                 "epochs": RECIPE["epochs"], "batch_size": RECIPE["batch_size"],
                 "learning_rate": RECIPE["learning_rate"], "weight_decay": RECIPE["weight_decay"],
                 "warmup_ratio": RECIPE["warmup_ratio"], "max_length": RECIPE["max_length"],
-                "seed": RECIPE["seed"], "save_steps": None, "logging_steps": 500,
+                "seed": seed, "save_steps": None, "logging_steps": 500,
             },
         },
         overwrite=True,
@@ -166,13 +167,13 @@ def predict(work: Path, how: str, gpu: bool) -> dict[str, Any]:
     return {"predict_time_s": elapsed, "texts_per_s": len(texts) / elapsed}
 
 
-def worker(name: str, work: Path, gpu: bool) -> None:
+def worker(name: str, work: Path, gpu: bool, seed: int) -> None:
     if name == "trainer":
-        result = train_trainer(work, grouped=False, gpu=gpu)
+        result = train_trainer(work, grouped=False, gpu=gpu, seed=seed)
     elif name == "trainer_grouped":
-        result = train_trainer(work, grouped=True, gpu=gpu)
+        result = train_trainer(work, grouped=True, gpu=gpu, seed=seed)
     elif name == "tunesmith":
-        result = train_tunesmith(work)
+        result = train_tunesmith(work, seed)
     else:
         result = predict(work, name, gpu)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -245,16 +246,27 @@ def prepare(data: Path, work: Path, rows: int, seed: int) -> None:
     (work / "predict.tsv").write_text((data / "test.tsv").read_text(encoding="utf-8"), encoding="utf-8")
 
 
-def launch(name: str, work: Path, gpu: bool) -> dict[str, Any]:
+def launch(name: str, work: Path, gpu: bool, seed: int) -> dict[str, Any]:
     gpu_flag = ["--gpu"] if gpu else []
-    done = subprocess.run([sys.executable, __file__, "--worker", name, "--output-dir", str(work), *gpu_flag])
+    command = [sys.executable, __file__, "--worker", name, "--output-dir", str(work), "--seeds", str(seed), *gpu_flag]
+    done = subprocess.run(command)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed with exit code {done.returncode}")
     return json.loads((work / f"{name}.json").read_text())
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "seed"}
+
+
+def accuracy_spread(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Dev accuracy per seed: with one seed, a difference of a point is within one run's noise."""
+    lines = ["", "| contestant | dev accuracy by seed | mean |", "|---|---|---|"]
+    for name, rounds in runs.items():
+        by_seed = {run["seed"]: run["dev_accuracy"] for run in rounds}
+        listed = ", ".join(f"{seed}: {accuracy:.4f}" for seed, accuracy in by_seed.items())
+        lines.append(f"| {name} | {listed} | {statistics.mean(by_seed.values()):.4f} |")
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict[str, float]], predictions: dict[str, dict[str, float]], limit: float) -> str:
@@ -289,14 +301,16 @@ def main() -> None:
     parser.add_argument("--skip-predict", action="store_true", help="leave out the inference comparison")
     parser.add_argument("--output-dir", type=Path, default=Path("bench/out"))
     parser.add_argument("--gpu", action="store_true", help="train and predict on the first CUDA GPU, in bf16")
+    parser.add_argument("--seeds", default="42", help="training seeds, comma-separated; round i uses the i-th, cycling")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.output_dir, args.gpu)
+        worker(args.worker, args.output_dir, args.gpu, int(args.seeds))
         return
     if not (args.data / "train.tsv").is_file():
         raise SystemExit(f"No SST-2 at {args.data}: pass --data FOLDER holding train.tsv, dev.tsv and test.tsv.")
     contestants = args.contestants.split(",")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     prepare(args.data, args.output_dir, args.train_rows, seed=0)
     limit = matmul_flops(args.gpu)
     flops = training_flops(args.output_dir)
@@ -305,8 +319,9 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
     for round_index in range(args.rounds):
         order = contestants if round_index % 2 == 0 else contestants[::-1]
+        seed = seeds[round_index % len(seeds)]
         for name in order:
-            result = launch(name, args.output_dir, args.gpu)
+            result = launch(name, args.output_dir, args.gpu, seed) | {"seed": seed}
             print(f"round {round_index + 1} {name}: {json.dumps(result)}", flush=True)
             runs[name].append(result)
     results = {name: median_of(runs[name]) for name in contestants}
@@ -314,8 +329,11 @@ def main() -> None:
         result["achieved_flops"] = flops / result["train_time_s"]
     predictions = {}
     if not args.skip_predict and "tunesmith" in contestants:
-        predictions = {name: launch(name, args.output_dir, args.gpu) for name in PREDICTORS}
+        # The predictors load the model the last tunesmith round left behind.
+        predictions = {name: launch(name, args.output_dir, args.gpu, seeds[0]) for name in PREDICTORS}
     summary = table(results, predictions, limit) if "trainer" in results else json.dumps(results, indent=2)
+    if len(seeds) > 1:
+        summary += "\n" + accuracy_spread(runs)
     print(summary)
     (args.output_dir / "table.md").write_text(summary + "\n")
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "recipe": RECIPE, "matmul_flops": limit,

@@ -32,14 +32,20 @@ def test_scoring_libraries_load_only_when_scoring() -> None:
 def test_bad_input_is_answered_before_torch_loads(tmp_path) -> None:
     # A typo in a config key or a wrong run folder: the error comes first, torch's seconds never.
     (tmp_path / "typo.yaml").write_text("data:\n  train: train.csv\ntraining:\n  epoch: 3\n")
+    finished = tmp_path / "finished"
+    (finished / "model").mkdir(parents=True)
+    (finished / "model" / "config.json").write_text("{}")
     probe = (
         "import sys; from tunesmith.cli import main; "
         f"codes = [main(['train', {str(tmp_path / 'typo.yaml')!r}]), "
         f"main(['evaluate', {str(tmp_path)!r}, '--data', 'dev.csv']), "
-        f"main(['predict', {str(tmp_path)!r}, '--text', 'fine'])]; "
+        f"main(['predict', {str(tmp_path)!r}, '--text', 'fine']), "
+        f"main(['evaluate', {str(finished)!r}, '--data', 'missing.csv']), "
+        f"main(['predict', {str(finished)!r}, '--input', 'missing.csv'])]; "
         "print(codes, sorted({'torch', 'transformers'} & set(sys.modules)))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[2, 2, 2] []"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2] []"
     assert done.stderr.count("is not a finished run folder") == 2
+    assert done.stderr.count("missing.csv: file not found") == 2
     assert "epoch" in done.stderr

@@ -311,9 +311,12 @@ def run_demo(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from tunesmith.data.readers import check_exists
     from tunesmith.runs import check_finished
 
-    check_finished(Path(args.run_dir))  # before the seconds of loading torch and the model
+    # Before the seconds of loading torch and the model:
+    check_finished(Path(args.run_dir))
+    check_exists(Path(args.data))
     _quiet_libraries()
     from tunesmith.api import load
 
@@ -324,11 +327,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
+    from tunesmith.data.readers import check_exists
     from tunesmith.runs import check_finished
 
+    # Before the seconds of loading torch and the model:
     if args.text_pair and not args.text:
         raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
-    check_finished(Path(args.run_dir))  # before the seconds of loading torch and the model
+    check_finished(Path(args.run_dir))
+    if not args.text:
+        check_exists(Path(args.input))
     _quiet_libraries()
     from tunesmith.api import load
 

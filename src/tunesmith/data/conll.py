@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tunesmith.data.readers import Table, check_text_bytes
+from tunesmith.data.readers import Table, check_exists, check_text_bytes
 from tunesmith.errors import UserError, where
 
 DOCSTART = "-DOCSTART-"
@@ -111,8 +111,7 @@ def _token_and_tag(fields: list[str], tag_column: int, path: Path, line: int) ->
 
 def _read_lines(path: Path) -> list[str]:
     """The file's lines, decoded, without BOM or line endings."""
-    if not path.exists():
-        raise UserError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
+    check_exists(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; a CoNLL file is needed.")
     data = path.read_bytes()

@@ -76,6 +76,11 @@ def detect_format(path: Path, declared: str = "auto") -> str:
     return fmt
 
 
+def check_exists(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
+
+
 def read_table(
     path: Path,
     fmt: str = "auto",
@@ -84,8 +89,7 @@ def read_table(
 ) -> Table:
     """Read a file (or a `save_to_disk` folder, taking `split` from a DatasetDict)."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
+    check_exists(path)
     fmt = detect_format(path, fmt)
     if fmt == "arrow":
         return _read_saved_dataset(path, split)

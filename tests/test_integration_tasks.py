@@ -12,11 +12,15 @@ from tests.conftest import shared_file
 
 pytestmark = pytest.mark.integration
 
-# Measured with exactly these recipes (2 CPU cores, torch 2.13.0): MRPC F1 0.8153 and
-# accuracy 0.7034; STS-B Pearson 0.5958; GoEmotions macro-F1 0.3274, micro-F1 0.4385
-# (3,000 rows, 143 s; 5,000 rows gave 0.4225 and 0.5440 in 226 s, too long for the suite);
-# CoNLL-2003 F1 0.5648 (0.5543 without word case). Training is deterministic for a seed on this stack.
-MRPC_ACCURACY, MRPC_F1 = 0.69, 0.80
+# Measured with exactly these recipes (2 CPU cores, torch 2.13.0, 2026-11-23): MRPC F1 0.8295
+# and accuracy 0.7279; STS-B Pearson 0.7204; GoEmotions macro-F1 0.3376, micro-F1 0.4531
+# (3,000 rows, 167 s; 5,000 rows gave 0.4225 and 0.5440 in 226 s, too long for the suite);
+# CoNLL-2003 F1 0.5690. Training is deterministic for a seed on this stack, but these small
+# runs move with the batch order: before the longest batch went first they scored MRPC 0.8153
+# and 0.7034, STS-B 0.5958, GoEmotions 0.3274 and 0.4385, CoNLL 0.5648.
+# MRPC: accuracy is the floor above always answering "paraphrase" (0.684); F1 0.80 rules out
+# the collapse to "not paraphrase" (F1 0) but not the other one (F1 0.812).
+MRPC_ACCURACY, MRPC_F1 = 0.70, 0.80
 STSB_PEARSON = 0.55
 GOEMOTIONS_MACRO_F1, GOEMOTIONS_MICRO_F1 = 0.29, 0.40
 CONLL_F1 = 0.50

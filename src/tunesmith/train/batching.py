@@ -57,7 +57,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         full = [batch for batch in batches if len(batch) == self.batch_size]
         shuffled = [full[index] for index in torch.randperm(len(full), generator=generator).tolist()]
         if shuffled:
-            # The batch of the longest example first (each batch starts with its longest): a run
+            # The full batch with the longest example first (each batch starts with its longest;
+            # only a tiny last mega-batch could leave the overall longest in the short batch): a run
             # that runs out of memory does so at once, and the largest activations claim their
             # memory before smaller ones can fragment it.
             longest = max(range(len(shuffled)), key=lambda b: self.lengths[shuffled[b][0]])

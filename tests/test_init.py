@@ -30,22 +30,28 @@ def test_scoring_libraries_load_only_when_scoring() -> None:
 
 
 def test_bad_input_is_answered_before_torch_loads(tmp_path) -> None:
-    # A typo in a config key or a wrong run folder: the error comes first, torch's seconds never.
+    # A typo in a config key, a wrong run folder, a missing file or a file without the run's
+    # columns: the error comes first, torch's seconds never.
     (tmp_path / "typo.yaml").write_text("data:\n  train: train.csv\ntraining:\n  epoch: 3\n")
+    (tmp_path / "other.csv").write_text("sentence,label\nfine,pos\n")
     finished = tmp_path / "finished"
     (finished / "model").mkdir(parents=True)
     (finished / "model" / "config.json").write_text("{}")
+    (finished / "config.yaml").write_text("data:\n  train: train.csv\n")
     probe = (
         "import sys; from tunesmith.cli import main; "
         f"codes = [main(['train', {str(tmp_path / 'typo.yaml')!r}]), "
         f"main(['evaluate', {str(tmp_path)!r}, '--data', 'dev.csv']), "
         f"main(['predict', {str(tmp_path)!r}, '--text', 'fine']), "
         f"main(['evaluate', {str(finished)!r}, '--data', 'missing.csv']), "
-        f"main(['predict', {str(finished)!r}, '--input', 'missing.csv'])]; "
+        f"main(['predict', {str(finished)!r}, '--input', 'missing.csv']), "
+        f"main(['evaluate', {str(finished)!r}, '--data', 'other.csv']), "
+        f"main(['predict', {str(finished)!r}, '--input', 'other.csv'])]; "
         "print(codes, sorted({'torch', 'transformers'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert done.stdout.strip() == "[2, 2, 2, 2, 2] []"
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2, 2, 2] []"
     assert done.stderr.count("is not a finished run folder") == 2
     assert done.stderr.count("missing.csv: file not found") == 2
+    assert done.stderr.count('other.csv: no column "text"') == 2
     assert "epoch" in done.stderr

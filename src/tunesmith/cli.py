@@ -312,11 +312,18 @@ def run_demo(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from tunesmith.data.readers import check_exists
-    from tunesmith.runs import check_finished
+    from tunesmith.runs import check_finished, run_config
 
     # Before the seconds of loading torch and the model:
-    check_finished(Path(args.run_dir))
-    check_exists(Path(args.data))
+    run_dir, data = Path(args.run_dir), Path(args.data)
+    check_finished(run_dir)
+    check_exists(data)
+    from tunesmith.data.splits import read_labelled
+
+    # Its columns too. The predictor reads the file again: a second read costs far less than the
+    # model load that an unreadable file would otherwise sit behind.
+    config = run_config(run_dir)
+    read_labelled(data, config.data, config.task == "ner", config.ner.context_words)
     _quiet_libraries()
     from tunesmith.api import load
 
@@ -328,23 +335,25 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     from tunesmith.data.readers import check_exists
-    from tunesmith.runs import check_finished
+    from tunesmith.runs import check_finished, run_config
 
     # Before the seconds of loading torch and the model:
     if args.text_pair and not args.text:
         raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
-    check_finished(Path(args.run_dir))
-    if not args.text:
-        check_exists(Path(args.input))
-    _quiet_libraries()
-    from tunesmith.api import load
-
-    predictor = load(args.run_dir)
+    run_dir = Path(args.run_dir)
+    check_finished(run_dir)
     if args.text:
         texts, pairs = args.text, args.text_pair
     else:
-        texts, pairs = predictor.read_texts(Path(args.input), args.text_column)
-    results = predictor.predict(texts, pairs)
+        check_exists(Path(args.input))
+        from tunesmith.data.splits import read_texts
+
+        config = run_config(run_dir)
+        texts, pairs = read_texts(Path(args.input), config.data, config.task == "ner", args.text_column)
+    _quiet_libraries()
+    from tunesmith.api import load
+
+    results = load(run_dir).predict(texts, pairs)
     if args.output:
         _write_output(Path(args.output), _format_predictions(texts, results, as_csv=args.output.endswith(".csv")))
     elif args.text:

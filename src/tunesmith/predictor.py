@@ -7,17 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from tunesmith.config import RunConfig, validate_config
+from tunesmith.config import RunConfig
 from tunesmith.data import augment
-from tunesmith.data.readers import read_table
-from tunesmith.data.splits import read_split, select_columns
+from tunesmith.data.splits import read_labelled
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
-from tunesmith.runs import check_finished
+from tunesmith.runs import check_finished, run_config
 from tunesmith.strategies import load_adapter
 from tunesmith.tasks import get_task
 from tunesmith.train.batching import eval_loader
@@ -40,7 +38,7 @@ class Predictor:
         run_dir = Path(run_dir)
         check_finished(run_dir)
         full, adapter = run_dir / "model", run_dir / "adapter"
-        config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
+        config = run_config(run_dir)
         task_file = run_dir / "task.json"
         if task_file.is_file():
             task_state = json.loads(task_file.read_text())
@@ -77,11 +75,8 @@ class Predictor:
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
-        token_level = self.config.task == "ner"
-        table = read_split(Path(path), data_cfg, "test", token_level)
-        split = self.task.encode(
-            select_columns(table, data_cfg, token_level, self.config.ner.context_words), Path(path)
-        )
+        labelled = read_labelled(Path(path), data_cfg, self.config.task == "ner", self.config.ner.context_words)
+        split = self.task.encode(labelled, Path(path))
         encoded = self.task.tokenize(split, self.tokenizer, False)
         swapped = None
         if self.config.data.average_pair_orders:
@@ -91,24 +86,3 @@ class Predictor:
         batch_size = self.config.training.eval_batch_size
         loader = accelerator.prepare(eval_loader(encoded, collator, batch_size, swapped=swapped))
         return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
-
-    def read_texts(self, path: Path, text_column: str | None = None) -> tuple[list[str], list[str] | None]:
-        """Texts (and pairs) of an unlabelled file, for `predict --input`.
-
-        NER reads raw texts too: the column is --text-column, else "text".
-        """
-        data_cfg = self.config.data
-        default = "text" if self.config.task == "ner" else data_cfg.text_column
-        column = text_column or default
-        table = read_table(Path(path), data_cfg.format, data_cfg.column_names, split="test")
-        if column not in table.columns:
-            raise UserError(
-                f'{path}: no column "{column}". Columns found: {", ".join(map(repr, table.columns))}. '
-                "Pass --text-column NAME."
-            )
-        texts = [str(value) if value is not None else "" for value in table.columns[column]]
-        pair_column = data_cfg.text_pair_column
-        pairs = None
-        if pair_column and pair_column in table.columns:
-            pairs = [str(value) if value is not None else "" for value in table.columns[pair_column]]
-        return texts, pairs

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import UserError
 
 if TYPE_CHECKING:
@@ -53,6 +54,12 @@ def check_finished(run_dir: Path) -> None:
             f"{run_dir} is not a finished run folder ({state}). Point at a folder written by "
             "`tunesmith train` that finished."
         )
+
+
+def run_config(run_dir: Path) -> RunConfig:
+    """The config a run was trained with, as its folder keeps it (config.yaml)."""
+    path = run_dir / "config.yaml"
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:

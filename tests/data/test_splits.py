@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import DataConfig
-from tunesmith.data.splits import load_splits, neighbour_words
+from tunesmith.data.splits import load_splits, neighbour_words, read_labelled, read_texts
 from tunesmith.errors import UserError
 
 
@@ -60,6 +60,26 @@ def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
         load_splits(DataConfig(train=path), seed=0)
     message = str(error.value)
     assert 'no column "text"' in message and "'sentence', 'label'" in message and "--text-column" in message
+
+
+def test_a_file_scored_against_a_run_is_told_to_match_the_runs_columns(tmp_path: Path) -> None:
+    # `evaluate` has no column options: the run's settings are fixed, so the file must change.
+    path = write_csv(tmp_path, [("x", "a")], name="dev.csv", header="text,gold")
+    cfg = DataConfig(train=tmp_path / "train.csv")
+    with pytest.raises(UserError) as error:
+        read_labelled(path, cfg)
+    message = str(error.value)
+    assert 'no column "label"' in message and 'name the file\'s column "label"' in message
+    assert "--label-column" not in message
+    assert read_labelled(write_csv(tmp_path, [("x", "a")], name="ok.csv"), cfg)["label"] == ["a"]
+
+
+def test_texts_to_predict_come_from_the_named_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [("first", "a"), ("second", "b")], name="in.csv", header="sentence,other")
+    cfg = DataConfig(train=tmp_path / "train.csv")
+    with pytest.raises(UserError, match='no column "text".*--text-column'):
+        read_texts(path, cfg)
+    assert read_texts(path, cfg, column="sentence") == (["first", "second"], None)
 
 
 def test_tsv_read_as_csv_gets_a_delimiter_hint(tmp_path: Path) -> None:

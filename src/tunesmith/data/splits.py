@@ -96,10 +96,44 @@ def read_split(path: Path, cfg: DataConfig, name_inside: str = "train", token_le
     return Table(table.path, columns, table.lines, table.unit)
 
 
+def read_labelled(path: Path, cfg: DataConfig, token_level: bool = False, context_words: int = 0) -> datasets.Dataset:
+    """A labelled file outside the run's splits (`evaluate --data`), read and checked with the run's columns."""
+    table = read_split(path, cfg, "test", token_level)
+    return select_columns(table, cfg, token_level, context_words, columns_settable=False)
+
+
+def read_texts(
+    path: Path, cfg: DataConfig, token_level: bool = False, column: str | None = None
+) -> tuple[list[str], list[str] | None]:
+    """Texts (and pairs, where the file has the pair column) of an unlabelled file, for `predict --input`.
+
+    A tagger reads raw texts too, not token lists: its default column is "text".
+    """
+    column = column or ("text" if token_level else cfg.text_column)
+    table = read_table(path, cfg.format, cfg.column_names, split="test")
+    if column not in table.columns:
+        raise UserError(
+            f'{path}: no column "{column}". Columns found: {", ".join(map(repr, table.columns))}. '
+            "Pass --text-column NAME."
+        )
+    texts = [str(value) if value is not None else "" for value in table.columns[column]]
+    pairs = None
+    if cfg.text_pair_column and cfg.text_pair_column in table.columns:
+        pairs = [str(value) if value is not None else "" for value in table.columns[cfg.text_pair_column]]
+    return texts, pairs
+
+
 def select_columns(
-    table: Table, cfg: DataConfig, token_level: bool = False, context_words: int = 0
+    table: Table,
+    cfg: DataConfig,
+    token_level: bool = False,
+    context_words: int = 0,
+    columns_settable: bool = True,
 ) -> datasets.Dataset:
     """The columns training reads: text (and text_pair), label, line.
+
+    `columns_settable` False: the column names are a trained run's, so a missing column is
+    the file's to rename, not a setting to change.
 
     With `context_words` (token level only; ignored otherwise), also context_left and context_right: up to that
     many words of the neighbouring sentences of the same document on each side (a file that
@@ -113,7 +147,7 @@ def select_columns(
         wanted["text_pair"] = cfg.text_pair_column
     for key, column in wanted.items():
         if column not in table.columns:
-            raise UserError(_missing_column_message(table, column, key))
+            raise UserError(_missing_column_message(table, column, key, columns_settable))
     texts = _token_lists(table, cfg.text_column) if token_level else _texts(table, cfg.text_column)
     columns: dict[str, list[Any]] = {"text": texts}
     if cfg.text_pair_column:
@@ -154,24 +188,25 @@ def neighbour_words(
     return left, right
 
 
-def _missing_column_message(table: Table, column: str, key: str) -> str:
+def _missing_column_message(table: Table, column: str, key: str, settable: bool = True) -> str:
     found = list(table.columns)
     setting = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}[key]
     shown = [brief(name) for name in found[:20]] + (["..."] if len(found) > 20 else [])
-    message = (
-        f'{table.path}: no column "{column}" (data.{setting}). '
-        f"Columns found: {', '.join(shown) or 'none'}. "
-        f"Set data.{setting} (or --{setting.replace('_', '-')}) to one of them"
-    )
+    if settable:
+        fix = f"Set data.{setting} (or --{setting.replace('_', '-')}) to one of them"
+    else:
+        fix = f'The run was trained reading this column: name the file\'s column "{column}"'
+    message = f'{table.path}: no column "{column}" (data.{setting}). Columns found: {", ".join(shown) or "none"}. {fix}'
     if len(found) == 1 and ("\t" in found[0] or "," in found[0]):
-        message += "; the header holds a delimiter, so the file may be TSV read as CSV or vice versa (set data.format)"
+        message += "; the header holds a delimiter, so the file may be TSV read as CSV or vice versa"
+        message += " (set data.format)" if settable else " (give it the extension of its delimiter)"
     elif any(str(name).startswith("\ufeff") for name in found):
         # utf-8-sig removes one byte-order mark; a second one (files joined with `cat`) stays in the name.
         message += (
             "; a column name starts with an invisible byte-order mark (U+FEFF), as when files saved with "
             "one are joined: remove it from the header line"
         )
-    elif table.unit == "line":
+    elif table.unit == "line" and settable:
         message += ", or give data.column_names if the file has no header line"
     return message + "."
 

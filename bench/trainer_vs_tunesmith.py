@@ -17,6 +17,10 @@ Contestants:
   trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
   trainer_grouped  the same with group_by_length sampling, its fastest setting
   tunesmith        `tunesmith.finetune` with the same hyperparameters
+  bare_loop        not a trainer: the recipe's arithmetic alone, for the ceiling any trainer can
+                   reach here (forward, backward, clipping, fused AdamW, the schedule, over batches
+                   collated before the clock starts and sorted by length across the whole set, the
+                   least padding batches of 32 can have; no data loading, logging or checkpoint)
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 CONTESTANTS = ("trainer", "trainer_grouped", "tunesmith")
+BOUNDS = ("bare_loop",)
 PREDICTORS = ("pipeline", "pipeline_batched", "tunesmith_predict")
 # The recipe both sides follow; everything else is each side's default.
 RECIPE = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "weight_decay": 0.01, "warmup_ratio": 0.1,
@@ -144,6 +149,74 @@ def train_tunesmith(work: Path, seed: int) -> dict[str, Any]:
     }
 
 
+def train_bare_loop(work: Path, gpu: bool, seed: int) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_scheduler, set_seed
+
+    from tunesmith.models.backbones import resolve
+
+    set_seed(seed)
+    device = "cuda" if gpu else "cpu"
+    model_path = resolve("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2, dtype=torch.float32)
+    model.to(device).train()
+
+    def batches(path: Path, shuffle: bool) -> list[dict[str, torch.Tensor]]:
+        texts, labels = read_tsv(path)
+        ids = tokenizer(texts, truncation=True, max_length=RECIPE["max_length"])["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        size = RECIPE["batch_size"]
+        chunks = [order[start : start + size] for start in range(0, len(order), size)]
+        if shuffle:
+            random.Random(seed).shuffle(chunks)
+        collated = []
+        for chunk in chunks:
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
+            batch["labels"] = torch.tensor([labels[i] for i in chunk])
+            collated.append({key: value.to(device) for key, value in batch.items()})
+        return collated
+
+    train = batches(work / "train.tsv", shuffle=True)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": RECIPE["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=RECIPE["learning_rate"], fused=True)
+    steps = len(train) * RECIPE["epochs"]
+    scheduler = get_scheduler("linear", optimizer, round(RECIPE["warmup_ratio"] * steps), steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu)
+    if gpu:
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(RECIPE["epochs"]):
+        for batch in train:
+            with autocast:
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+    if gpu:
+        torch.cuda.synchronize()
+    train_time = time.perf_counter() - began
+    model.eval()
+    correct = total = 0
+    with torch.inference_mode(), autocast:
+        for batch in batches(work / "dev.tsv", shuffle=False):
+            labels = batch.pop("labels")
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+            total += len(labels)
+    samples = sum(len(batch["labels"]) for batch in train) * RECIPE["epochs"]
+    tokens = sum(int(batch["attention_mask"].sum()) for batch in train) * RECIPE["epochs"]
+    return {
+        "train_time_s": train_time,
+        "samples_per_s": samples / train_time,
+        "tokens_per_s": tokens / train_time,
+        "dev_accuracy": correct / total,
+    }
+
+
 def predict(work: Path, how: str, gpu: bool) -> dict[str, Any]:
     """Sentences per second on the dev and test texts with the model tunesmith trained."""
     texts = read_tsv(work / "dev.tsv")[0] + read_tsv(work / "predict.tsv")[0]
@@ -174,6 +247,8 @@ def worker(name: str, work: Path, gpu: bool, seed: int) -> None:
         result = train_trainer(work, grouped=True, gpu=gpu, seed=seed)
     elif name == "tunesmith":
         result = train_tunesmith(work, seed)
+    elif name == "bare_loop":
+        result = train_bare_loop(work, gpu, seed)
     else:
         result = predict(work, name, gpu)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -270,11 +345,12 @@ def accuracy_spread(runs: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def table(results: dict[str, dict[str, float]], predictions: dict[str, dict[str, float]], limit: float) -> str:
-    base = results["trainer"]
+    base_name = "trainer" if "trainer" in results else next(iter(results))
+    base = results[base_name]
     gpu = "peak_gpu_mb" in base
     memory = " peak GPU (MB) |" if gpu else ""
     lines = [
-        f"| contestant | samples/s | × trainer | tokens/s | peak RSS (MB) |{memory} dev accuracy | FLOP/s share |",
+        f"| contestant | samples/s | × {base_name} | tokens/s | peak RSS (MB) |{memory} dev accuracy | FLOP/s share |",
         "|---|---|---|---|---|---|---|" + ("---|" if gpu else ""),
     ]
     for name, result in results.items():
@@ -297,7 +373,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with SST-2's train/dev/test.tsv")
     parser.add_argument("--train-rows", type=int, default=8000, help="training sample size; 0: the whole file")
     parser.add_argument("--rounds", type=int, default=1, help="repetitions, in alternating order; medians reported")
-    parser.add_argument("--contestants", default=",".join(CONTESTANTS))
+    parser.add_argument(
+        "--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {', '.join(CONTESTANTS + BOUNDS)}"
+    )
     parser.add_argument("--skip-predict", action="store_true", help="leave out the inference comparison")
     parser.add_argument("--output-dir", type=Path, default=Path("bench/out"))
     parser.add_argument("--gpu", action="store_true", help="train and predict on the first CUDA GPU, in bf16")
@@ -310,6 +388,9 @@ def main() -> None:
     if not (args.data / "train.tsv").is_file():
         raise SystemExit(f"No SST-2 at {args.data}: pass --data FOLDER holding train.tsv, dev.tsv and test.tsv.")
     contestants = args.contestants.split(",")
+    unknown = sorted(set(contestants) - set(CONTESTANTS + BOUNDS))
+    if unknown:
+        parser.error(f"unknown contestant(s) {', '.join(unknown)}: choose from {', '.join(CONTESTANTS + BOUNDS)}")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     prepare(args.data, args.output_dir, args.train_rows, seed=0)
     limit = matmul_flops(args.gpu)
@@ -331,7 +412,7 @@ def main() -> None:
     if not args.skip_predict and "tunesmith" in contestants:
         # The predictors load the model the last tunesmith round left behind.
         predictions = {name: launch(name, args.output_dir, args.gpu, seeds[0]) for name in PREDICTORS}
-    summary = table(results, predictions, limit) if "trainer" in results else json.dumps(results, indent=2)
+    summary = table(results, predictions, limit)
     if len(seeds) > 1:
         summary += "\n" + accuracy_spread(runs)
     print(summary)

@@ -6,8 +6,9 @@ Each contestant trains in its own process (a process's peak resident set never g
 so peak memory must be measured per process), in alternating order across rounds so that
 drift in a shared machine's speed hits all alike. Prints and saves (results.json, table.md
 in --output-dir) samples/s, tokens/s, peak RSS and dev accuracy, each as a ratio to the
-Trainer, then inference speed against a transformers pipeline, and the share of the
-machine's measured matmul FLOP/s that training achieves. With --seeds 42,7,13 --rounds 3
+Trainer (to the first contestant when the Trainer is left out), then inference speed
+against a transformers pipeline, and the share of the machine's measured matmul FLOP/s
+that training achieves. With --seeds 42,7,13 --rounds 3
 each round trains with its own seed and the dev accuracy of every seed is listed too.
 
 With --gpu everything runs on the first CUDA GPU and both trainers use bf16 autocast (the

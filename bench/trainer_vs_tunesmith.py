@@ -18,10 +18,17 @@ Contestants:
   trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
   trainer_grouped  the same with group_by_length sampling, its fastest setting
   tunesmith        `tunesmith.finetune` with the same hyperparameters
+  tunesmith_full   the same with training.cls_only_last_layer false: the last layer computes
+                   every token, as in the Trainer, to isolate what computing the first alone saves
   bare_loop        not a trainer: the recipe's arithmetic alone, for the ceiling any trainer can
                    reach here (forward, backward, clipping, fused AdamW, the schedule, over batches
                    collated before the clock starts and sorted by length across the whole set, the
-                   least padding batches of 32 can have; no data loading, logging or checkpoint)
+                   least padding batches of 32 can have; no data loading, logging or checkpoint),
+                   every token through every layer as the Trainer computes them
+
+The FLOP/s share counts the model's FLOPs for every contestant (the full model's, every
+token through every layer), so it compares speeds; tunesmith with the last layer cls-only
+executes fewer, and the share of those it executed is printed under the table.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from typing import Any
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 CONTESTANTS = ("trainer", "trainer_grouped", "tunesmith")
 BOUNDS = ("bare_loop",)
+VARIANTS = ("tunesmith_full",)
+EVERY = CONTESTANTS + VARIANTS + BOUNDS
 PREDICTORS = ("pipeline", "pipeline_batched", "tunesmith_predict")
 # The recipe both sides follow; everything else is each side's default.
 RECIPE = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "weight_decay": 0.01, "warmup_ratio": 0.1,
@@ -121,14 +130,14 @@ def train_trainer(work: Path, grouped: bool, gpu: bool, seed: int) -> dict[str, 
     }
 
 
-def train_tunesmith(work: Path, seed: int) -> dict[str, Any]:
+def train_tunesmith(work: Path, seed: int, cls_only: bool) -> dict[str, Any]:
     import tunesmith
 
     run = tunesmith.finetune(
         {
             "name": "tunesmith",
             "model": "minilm",
-            "output_dir": str(work / "tunesmith"),
+            "output_dir": str(work / ("tunesmith" if cls_only else "tunesmith-full")),
             # No test split carved from train: both sides train on every row of train.tsv.
             "data": {"train": str(work / "train.tsv"), "validation": str(work / "dev.tsv"),
                      "text_column": "sentence", "test_split": 0},
@@ -136,7 +145,7 @@ def train_tunesmith(work: Path, seed: int) -> dict[str, Any]:
                 "epochs": RECIPE["epochs"], "batch_size": RECIPE["batch_size"],
                 "learning_rate": RECIPE["learning_rate"], "weight_decay": RECIPE["weight_decay"],
                 "warmup_ratio": RECIPE["warmup_ratio"], "max_length": RECIPE["max_length"],
-                "seed": seed, "save_steps": None, "logging_steps": 500,
+                "seed": seed, "save_steps": None, "logging_steps": 500, "cls_only_last_layer": cls_only,
             },
         },
         overwrite=True,
@@ -246,8 +255,8 @@ def worker(name: str, work: Path, gpu: bool, seed: int) -> None:
         result = train_trainer(work, grouped=False, gpu=gpu, seed=seed)
     elif name == "trainer_grouped":
         result = train_trainer(work, grouped=True, gpu=gpu, seed=seed)
-    elif name == "tunesmith":
-        result = train_tunesmith(work, seed)
+    elif name in ("tunesmith", "tunesmith_full"):
+        result = train_tunesmith(work, seed, cls_only=name == "tunesmith")
     elif name == "bare_loop":
         result = train_bare_loop(work, gpu, seed)
     else:
@@ -285,12 +294,15 @@ def matmul_flops(gpu: bool) -> float:
     return 2 * size**3 / best
 
 
-def training_flops(work: Path) -> float:
-    """Useful training FLOPs of one pass over train.tsv, padding excluded.
+def training_flops(work: Path) -> tuple[float, float]:
+    """Useful training FLOPs of one pass over train.tsv, padding excluded: the full model's,
+    and those executed with the last layer cls-only.
 
     Per real token: 6 x the weights of the encoder's matrix multiplies (2 forward, 4 backward);
     per sequence and layer: 12 x length^2 x width for attention's two matmuls (scores and mix).
-    Embedding lookups are not matmuls and count nothing.
+    Embedding lookups are not matmuls and count nothing. Cls-only, the last layer computes
+    all but the first token's keys and values only: their query, attention output and two
+    feed-forward matmuls, and their rows of attention, are skipped.
     """
     from torch import nn
     from transformers import AutoModel, AutoTokenizer
@@ -305,7 +317,13 @@ def training_flops(work: Path) -> float:
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=RECIPE["max_length"])["input_ids"]]
     layers, width = model.config.num_hidden_layers, model.config.hidden_size
     per_pass = sum(6 * linear * n + 12 * layers * n * n * width for n in lengths)
-    return per_pass * RECIPE["epochs"]
+    last = model.encoder.layer[-1]
+    skipped_weights = sum(
+        m.weight.numel() for m in (last.attention.self.query, last.attention.output.dense,
+                                   last.intermediate.dense, last.output.dense)
+    )  # fmt: skip
+    skipped = sum(6 * skipped_weights * (n - 1) + 12 * (n * n - n) * width for n in lengths)
+    return per_pass * RECIPE["epochs"], (per_pass - skipped) * RECIPE["epochs"]
 
 
 # --- orchestration ---------------------------------------------------------------------------
@@ -375,7 +393,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=8000, help="training sample size; 0: the whole file")
     parser.add_argument("--rounds", type=int, default=1, help="repetitions, in alternating order; medians reported")
     parser.add_argument(
-        "--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {', '.join(CONTESTANTS + BOUNDS)}"
+        "--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {', '.join(EVERY)}"
     )
     parser.add_argument("--skip-predict", action="store_true", help="leave out the inference comparison")
     parser.add_argument("--output-dir", type=Path, default=Path("bench/out"))
@@ -389,15 +407,19 @@ def main() -> None:
     if not (args.data / "train.tsv").is_file():
         raise SystemExit(f"No SST-2 at {args.data}: pass --data FOLDER holding train.tsv, dev.tsv and test.tsv.")
     contestants = args.contestants.split(",")
-    unknown = sorted(set(contestants) - set(CONTESTANTS + BOUNDS))
+    unknown = sorted(set(contestants) - set(EVERY))
     if unknown:
-        parser.error(f"unknown contestant(s) {', '.join(unknown)}: choose from {', '.join(CONTESTANTS + BOUNDS)}")
+        parser.error(f"unknown contestant(s) {', '.join(unknown)}: choose from {', '.join(EVERY)}")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     prepare(args.data, args.output_dir, args.train_rows, seed=0)
     limit = matmul_flops(args.gpu)
-    flops = training_flops(args.output_dir)
+    flops, cls_only_flops = training_flops(args.output_dir)
     precision = "bf16 GPU" if args.gpu else "fp32"
-    print(f"machine: {limit / 1e9:.1f} GFLOP/s {precision} matmul; training pass: {flops / 1e12:.2f} TFLOP", flush=True)
+    print(
+        f"machine: {limit / 1e9:.1f} GFLOP/s {precision} matmul; training pass: {flops / 1e12:.2f} TFLOP "
+        f"({cls_only_flops / 1e12:.2f} with the last layer cls-only)",
+        flush=True,
+    )
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
     for round_index in range(args.rounds):
         order = contestants if round_index % 2 == 0 else contestants[::-1]
@@ -414,12 +436,18 @@ def main() -> None:
         # The predictors load the model the last tunesmith round left behind.
         predictions = {name: launch(name, args.output_dir, args.gpu, seeds[0]) for name in PREDICTORS}
     summary = table(results, predictions, limit)
+    if "tunesmith" in results:
+        executed = cls_only_flops / results["tunesmith"]["train_time_s"] / limit
+        summary += (
+            f"\n\ntunesmith executes {cls_only_flops / flops:.1%} of these FLOPs (the last layer cls-only): "
+            f"{executed:.1%} of the machine's matmul FLOP/s."
+        )
     if len(seeds) > 1:
         summary += "\n" + accuracy_spread(runs)
     print(summary)
     (args.output_dir / "table.md").write_text(summary + "\n")
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "recipe": RECIPE, "matmul_flops": limit,
-              "training_flops": flops, "runs": runs, "predictions": predictions}  # fmt: skip
+              "training_flops": flops, "cls_only_training_flops": cls_only_flops, "runs": runs, "predictions": predictions}  # fmt: skip
     (args.output_dir / "results.json").write_text(json.dumps(record, indent=2))
 
 

@@ -36,3 +36,15 @@ def test_on_a_gpu_predict_and_evaluate_run_there_and_agree_with_the_cpu(finished
         assert gpu_row["score"] == pytest.approx(cpu_row["score"], abs=1e-4)
     cpu_accuracy = sum(p["label"] == row["label"] for p, row in zip(from_cpu, rows, strict=True)) / len(rows)
     assert on_gpu.evaluate(sentiment_csv)["accuracy"] == pytest.approx(cpu_accuracy)
+
+
+def test_predictions_with_the_last_layer_cls_only_are_the_full_models(finished_run, sentiment_csv: Path) -> None:
+    with open(sentiment_csv, newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    predictor = tunesmith.load(finished_run.path)
+    last = predictor.model.bert.encoder.layer[-1]
+    assert "forward" in vars(last)  # the run's default, cls_only_last_layer: true
+    fast = predictor.predict(texts)
+    del last.forward
+    for fast_row, full_row in zip(fast, predictor.predict(texts), strict=True):
+        assert fast_row["probabilities"] == pytest.approx(full_row["probabilities"], abs=1e-6)

@@ -28,6 +28,7 @@ from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
+from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.predictor import Predictor
 from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
@@ -133,6 +134,8 @@ def finetune(
                 }
             set_seed(training.seed)
             model = task.load_model(backbone)
+            if training.cls_only_last_layer and cls_only_last_layer(model):
+                logger.info("The last layer computes the first token only: the head reads nothing else")
             if training.gradient_checkpointing:
                 checkpoint_activations(model)
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))

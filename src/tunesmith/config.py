@@ -150,6 +150,9 @@ class TrainingConfig(_Section):
     # torch.compile the model (dynamic shapes). On 2 CPU cores MiniLM took ~1.5 min to compile and
     # stepped no faster (bench/RESULTS.md); worth trying for long runs on a GPU.
     compile: bool = False
+    # Sequence heads that read only the first token (BERT, RoBERTa, XLM-R, ELECTRA): the last
+    # layer computes that token alone; same logits and gradients, ~1.2x faster steps on MiniLM.
+    cls_only_last_layer: bool = True
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from tunesmith.data import augment
 from tunesmith.data.splits import read_labelled
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
+from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.runs import check_finished, run_config
 from tunesmith.strategies import load_adapter
 from tunesmith.tasks import get_task
@@ -51,6 +52,8 @@ class Predictor:
             # Only the adapter was saved: rebuild it on the backbone the run started from.
             base = task.load_model(check_loadable(config.model))
             model, source = load_adapter(base, adapter), adapter
+        if config.training.cls_only_last_layer:
+            cls_only_last_layer(model)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
         model.to(Accelerator().device).eval()
         tokenizer = AutoTokenizer.from_pretrained(source)

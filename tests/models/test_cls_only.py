@@ -1,0 +1,105 @@
+import pytest
+import torch
+from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    ElectraConfig,
+    RobertaConfig,
+)
+
+from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.train.activation_checkpointing import checkpoint_activations
+
+SIZES = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+CONFIGS = {
+    "bert": lambda **kw: BertConfig(vocab_size=60, **SIZES, **kw),
+    "roberta": lambda **kw: RobertaConfig(vocab_size=60, pad_token_id=1, **SIZES, **kw),
+    "electra": lambda **kw: ElectraConfig(vocab_size=60, embedding_size=16, **SIZES, **kw),
+}
+
+
+def pair(kind: str, attention: str = "sdpa") -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Two copies of one random sequence classifier, dropout off; the second made cls-only."""
+    torch.manual_seed(0)
+    config = CONFIGS[kind](num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config._attn_implementation = attention
+    full = AutoModelForSequenceClassification.from_config(config)
+    fast = AutoModelForSequenceClassification.from_config(config)
+    fast.load_state_dict(full.state_dict())
+    assert cls_only_last_layer(fast)
+    return full, fast
+
+
+def padded_batch() -> dict[str, torch.Tensor]:
+    ids = torch.randint(5, 60, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[3, 2:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 2, 1, 2])}
+
+
+@pytest.mark.parametrize(
+    ("kind", "attention"), [("bert", "sdpa"), ("bert", "eager"), ("roberta", "sdpa"), ("electra", "sdpa")]
+)
+def test_logits_and_every_gradient_match_the_full_model(kind: str, attention: str) -> None:
+    full, fast = pair(kind, attention)
+    batch = padded_batch()
+    full_out, fast_out = full(**batch), fast(**batch)
+    torch.testing.assert_close(fast_out.logits, full_out.logits)
+    full_out.loss.backward()
+    fast_out.loss.backward()
+    gradients = dict(fast.named_parameters())
+    for name, parameter in full.named_parameters():
+        if parameter.grad is None:  # e.g. an embedding row that no token used
+            continue
+        torch.testing.assert_close(gradients[name].grad, parameter.grad, msg=name)
+
+
+def test_the_last_layer_passes_on_the_first_position_only() -> None:
+    _, fast = pair("bert")
+    out = fast(**padded_batch(), output_hidden_states=True)
+    assert out.hidden_states[-1].shape[1] == 1
+    assert out.hidden_states[-2].shape[1] == 9
+
+
+def test_lora_wraps_the_same_projections() -> None:
+    full, fast = pair("bert")
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query", "value"], init_lora_weights=False)
+    full, fast = get_peft_model(full, lora), get_peft_model(fast, lora)
+    fast.load_state_dict(full.state_dict())
+    batch = padded_batch()
+    torch.testing.assert_close(fast(**batch).logits, full(**batch).logits)
+
+
+def test_prefix_tuning_runs_the_layers_usual_forward() -> None:
+    full, fast = pair("bert")
+    prefix = PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=3)
+    torch.manual_seed(1)
+    full = get_peft_model(full, prefix)
+    torch.manual_seed(1)
+    fast = get_peft_model(fast, prefix)
+    batch = padded_batch()
+    torch.testing.assert_close(fast(**batch).logits, full(**batch).logits)
+
+
+def test_gradient_checkpointing_still_trains_the_same() -> None:
+    full, fast = pair("bert")
+    checkpoint_activations(fast)
+    batch = padded_batch()
+    full(**batch).loss.backward()
+    fast(**batch).loss.backward()
+    torch.testing.assert_close(
+        fast.bert.encoder.layer[0].attention.self.query.weight.grad,
+        full.bert.encoder.layer[0].attention.self.query.weight.grad,
+    )
+
+
+def test_models_whose_head_reads_every_token_are_left_alone() -> None:
+    tagger = BertForTokenClassification(CONFIGS["bert"]())
+    assert not cls_only_last_layer(tagger)
+    assert "forward" not in vars(tagger.bert.encoder.layer[-1])
+    decoder = BertForSequenceClassification(CONFIGS["bert"](is_decoder=True))
+    assert not cls_only_last_layer(decoder)

@@ -447,7 +447,8 @@ def main() -> None:
     print(summary)
     (args.output_dir / "table.md").write_text(summary + "\n")
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "recipe": RECIPE, "matmul_flops": limit,
-              "training_flops": flops, "cls_only_training_flops": cls_only_flops, "runs": runs, "predictions": predictions}  # fmt: skip
+              "training_flops": flops,
+              "cls_only_training_flops": cls_only_flops, "runs": runs, "predictions": predictions}  # fmt: skip
     (args.output_dir / "results.json").write_text(json.dumps(record, indent=2))
 
 

@@ -6,8 +6,8 @@ computes every position, and all but the first are thrown away: their queries, a
 output projection and feed-forward, 10 of the layer's 12 d² matmuls per token. Here the last
 layer computes the first position only. Its keys and values still come from every position,
 so the logits and every gradient are the full model's, to float rounding; only dropout draws
-fewer random numbers. On MiniLM (6 layers) a training step on 32 × 14 tokens is about 1.2×
-faster on 2 CPU cores (bench/RESULTS.md).
+fewer random numbers. On MiniLM (6 layers) and 2 CPU cores a training step of 32 sequences
+was 1.15× to 1.25× faster at 14 and 30 tokens (bench/cls_only_step.py, bench/RESULTS.md).
 
 The layer's own submodules do the work, so adapters, LoRA and IA3, which replace or wrap
 those submodules, apply unchanged; the weights and saved files are untouched. A call that

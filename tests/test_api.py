@@ -340,25 +340,3 @@ def test_the_last_layer_cls_only_trains_as_the_full_model_does(
     assert len(losses(fast)) >= 6
     assert losses(fast) == pytest.approx(losses(full), abs=1e-4)
     assert fast.metrics["test"]["accuracy"] == full.metrics["test"]["accuracy"]
-
-
-@pytest.mark.parametrize("keep", [True, False])
-def test_training_on_the_cpu_keeps_freed_blocks_unless_told_not_to(
-    tiny_config: dict, monkeypatch: pytest.MonkeyPatch, keep: bool
-) -> None:
-    from tunesmith import api
-
-    calls = []
-
-    class Stop(Exception):
-        pass
-
-    def stop_before_training(*args, **kwargs):
-        raise Stop
-
-    monkeypatch.setattr(api, "keep_freed_blocks", lambda: calls.append("kept") or True)
-    monkeypatch.setattr(api, "fit", stop_before_training)
-    tiny_config["training"]["keep_freed_blocks"] = keep
-    with pytest.raises(Stop):
-        tunesmith.finetune(tiny_config)
-    assert calls == (["kept"] if keep else [])

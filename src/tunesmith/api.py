@@ -38,7 +38,6 @@ from tunesmith.tasks.ner import check_case_types, trains_case_types
 from tunesmith.train.activation_checkpointing import checkpoint_activations
 from tunesmith.train.batching import eval_loader
 from tunesmith.train.checkpoints import sharded
-from tunesmith.train.host_memory import keep_freed_blocks
 from tunesmith.train.loop import TrainSummary, collect, evaluate, fit, planned_steps, scalars
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 from tunesmith.train.precision import resolve_precision
@@ -133,8 +132,6 @@ def finetune(
                     for name in ("validation", "test")
                     if name in splits and cfg.data.average_pair_orders
                 }
-            if training.keep_freed_blocks and accelerator.device.type == "cpu" and keep_freed_blocks():
-                logger.debug("glibc malloc keeps freed blocks up to 1 GiB for reuse")
             set_seed(training.seed)
             model = task.load_model(backbone)
             if training.cls_only_last_layer and cls_only_last_layer(model):

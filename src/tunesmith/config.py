@@ -153,10 +153,6 @@ class TrainingConfig(_Section):
     # Sequence heads that read only the first token (BERT, RoBERTa, XLM-R, ELECTRA): the last
     # layer computes that token alone; same logits and gradients, steps 1.15-1.25x faster on MiniLM.
     cls_only_last_layer: bool = True
-    # Training on the CPU under glibc (Linux): malloc keeps large freed blocks for reuse rather
-    # than mapping fresh pages at every step for the embedding gradient (47 MB on MiniLM; steps
-    # 1.06x faster on 2 cores, bench/freed_blocks_step.py). Process-wide, like a thread setting.
-    keep_freed_blocks: bool = True
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -195,6 +195,25 @@ def test_train_predict_evaluate_round_trip(
     agreement = sum(row["label"] == label for row, label in zip(rows, gold, strict=True)) / len(gold)
     assert evaluation["accuracy"] == pytest.approx(agreement)
 
+    # A tab-separated file named .csv: the error names --format, and --format reads it.
+    with open(sentiment_csv, newline="") as handle:
+        table = list(csv.reader(handle))
+    misnamed = write(tmp_path / "tabs.csv", "".join("\t".join(row) + "\n" for row in table))
+    code, _, err = run_cli(capsys, "evaluate", run_dir, "--data", misnamed)
+    assert_user_error(code, err, "tabs.csv, line 1", "TSV read as CSV", "--format tsv")
+    code, _, err = run_cli(
+        capsys, "evaluate", run_dir, "--data", misnamed, "--format", "tsv", "--output", tmp_path / "tsv.json"
+    )
+    assert code == 0, err
+    assert json.loads((tmp_path / "tsv.json").read_text())["accuracy"] == evaluation["accuracy"]
+    code, _, err = run_cli(capsys, "predict", run_dir, "--input", misnamed, "--output", tmp_path / "p.csv")
+    assert_user_error(code, err, "TSV read as CSV", "--format tsv")
+    code, _, err = run_cli(
+        capsys, "predict", run_dir, "--input", misnamed, "--format", "tsv", "--output", tmp_path / "p.csv"
+    )
+    assert code == 0, err
+    assert (tmp_path / "p.csv").read_text() == predictions.read_text()
+
     # A second train into the finished folder refuses, and the run is untouched.
     code, _, err = run_cli(capsys, "train", "--data", sentiment_csv, "--model", tiny_model, "--output-dir", run_dir)
     assert_user_error(code, err, "already holds a finished run", "--overwrite")

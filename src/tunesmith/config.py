@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tunesmith.errors import UserError, brief
 
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
+FORMATS: tuple[str, ...] = DataFormat.__args__
 MAX_PROBLEMS = 3
 TaskName = Literal["classification", "regression", "multilabel", "ner"]
 StrategyName = Literal[

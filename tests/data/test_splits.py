@@ -153,3 +153,14 @@ def test_neighbour_words_stop_at_the_limit_and_the_document_edge() -> None:
     left, right = neighbour_words(sentences, documents=[0, 0, 0, 1], limit=3)
     assert left == [[], ["a", "b", "c"], ["b", "c", "d"], []]
     assert right == [["d", "e", "f"], ["e", "f"], [], []]
+
+
+def test_a_wide_header_without_the_text_column_is_named_in_short(tmp_path: Path) -> None:
+    names = [f"c{i}" for i in range(29)] + ["x" * 5000]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + ",".join("v" for _ in names) + "\n")
+    with pytest.raises(UserError) as caught:
+        read_texts(path, DataConfig(train=tmp_path / "train.csv"))
+    message = str(caught.value)
+    assert "'c0', 'c1'" in message and "'c19', ..." in message and "'c20'" not in message
+    assert "Pass --text-column NAME." in message and len(message) < 500

@@ -113,8 +113,7 @@ def read_texts(
     table = read_table(path, cfg.format, cfg.column_names, split="test")
     if column not in table.columns:
         raise UserError(
-            f'{path}: no column "{column}". Columns found: {", ".join(map(repr, table.columns))}. '
-            "Pass --text-column NAME."
+            f'{path}: no column "{column}". Columns found: {_shown_columns(table)}. Pass --text-column NAME.'
         )
     texts = [str(value) if value is not None else "" for value in table.columns[column]]
     pairs = None
@@ -188,15 +187,20 @@ def neighbour_words(
     return left, right
 
 
+def _shown_columns(table: Table, limit: int = 20) -> str:
+    """The first `limit` column names, each cut short: a wide or garbled header must not flood the message."""
+    found = list(table.columns)
+    return ", ".join([brief(name) for name in found[:limit]] + (["..."] if len(found) > limit else [])) or "none"
+
+
 def _missing_column_message(table: Table, column: str, key: str, settable: bool = True) -> str:
     found = list(table.columns)
     setting = {"text": "text_column", "label": "label_column", "text_pair": "text_pair_column"}[key]
-    shown = [brief(name) for name in found[:20]] + (["..."] if len(found) > 20 else [])
     if settable:
         fix = f"Set data.{setting} (or --{setting.replace('_', '-')}) to one of them"
     else:
         fix = f'The run was trained reading this column: name the file\'s column "{column}"'
-    message = f'{table.path}: no column "{column}" (data.{setting}). Columns found: {", ".join(shown) or "none"}. {fix}'
+    message = f'{table.path}: no column "{column}" (data.{setting}). Columns found: {_shown_columns(table)}. {fix}'
     if len(found) == 1 and ("\t" in found[0] or "," in found[0]):
         message += "; the header holds a delimiter, so the file may be TSV read as CSV or vice versa"
         message += " (set data.format)" if settable else " (give it the extension of its delimiter)"

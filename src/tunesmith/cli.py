@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import FORMATS, STRATEGIES
+from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
 from tunesmith.errors import UserError
 from tunesmith.train.signals import StopRequested
 
@@ -366,7 +366,7 @@ def run_predict(args: argparse.Namespace) -> None:
         sys.stdout.write(_format_predictions(texts, results, as_csv=False))
 
 
-def _data_config(config: Any, fmt: str | None) -> Any:
+def _data_config(config: RunConfig, fmt: str | None) -> DataConfig:
     """The run's data settings, with --format in place of the saved format when given."""
     return config.data.model_copy(update={"format": fmt}) if fmt else config.data
 

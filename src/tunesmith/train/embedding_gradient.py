@@ -42,10 +42,21 @@ class KeptEmbeddingGradient:
             if self.buffer is None:
                 self.buffer = torch.zeros_like(weight)
             elif self.touched:
-                self.buffer.index_fill_(0, torch.cat(self.touched).unique(), 0.0)
+                self.buffer.index_fill_(0, self._touched_rows(), 0.0)
             self.touched.clear()
             weight.grad = self.buffer
         self.touched.append(input_ids.flatten())
+
+    def touched_gradient_rows(self) -> torch.Tensor | None:
+        """The gradient's rows that the micro-batches since the last zeroing touched, each once:
+        the only ones that can be non-zero, so the gradient's norm is theirs. None while the
+        buffer is not the weight's gradient."""
+        if self.buffer is None or self.embedding.weight.grad is not self.buffer or not self.touched:
+            return None
+        return self.buffer.index_select(0, self._touched_rows())
+
+    def _touched_rows(self) -> torch.Tensor:
+        return torch.cat(self.touched).unique()
 
     def free(self) -> None:
         """Let go of the buffer before an evaluation or a checkpoint. Between micro-batches of a

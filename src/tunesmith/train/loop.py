@@ -28,6 +28,7 @@ from tunesmith.config import TrainingConfig
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
+from tunesmith.train.clipping import clip_gradients
 from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.embedding_gradient import keep_embedding_gradient
 from tunesmith.train.optim import build_optimizer, build_scheduler
@@ -167,8 +168,9 @@ def fit(
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     # Where a per-step 47 MB gradient costs page faults: one process on the CPU. DDP's gradient
     # hooks and torch.compile keep the usual dense backward.
+    one_cpu_process = accelerator.device.type == "cpu" and processes == 1
     kept_gradient = None
-    if accelerator.device.type == "cpu" and processes == 1 and not cfg.compile:
+    if one_cpu_process and not cfg.compile:
         kept_gradient = keep_embedding_gradient(accelerator.unwrap_model(model))
     val_loader = None
     if evaluating:
@@ -265,7 +267,10 @@ def fit(
                 loss = sums.sum() / counts.sum().clamp(min=1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    if one_cpu_process:  # no gradient scaler, nothing to gather across processes
+                        clip_gradients(model.parameters(), cfg.max_grad_norm, optimizer.optimizer, kept_gradient)
+                    else:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 if after_step is not None and accelerator.sync_gradients:
                     after_step(accelerator.unwrap_model(model), progress.step)

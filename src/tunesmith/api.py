@@ -27,6 +27,7 @@ from tunesmith.data import augment
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.evaluate import report
+from tunesmith.models.attention_dropout import use_word_dropout_attention
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.models.dropout import cheaper_cpu_dropout
@@ -142,6 +143,7 @@ def finetune(
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
             if training.word_dropout:
                 cheaper_cpu_dropout(model)  # after prepare, so that LoRA's dropouts are swapped too
+                use_word_dropout_attention(model)
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(
                     "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "

@@ -25,16 +25,26 @@ class WordDropout(nn.Dropout):
     """nn.Dropout whose CPU training masks come from 16-bit slices of 64-bit random words."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        dropped = round(self.p * LEVELS)
-        if not self.training or input.device.type != "cpu" or dropped in (0, LEVELS) or self.inplace:
+        if not self.training or not applies(input, self.p) or self.inplace:
             return super().forward(input)
-        count = input.numel()
-        # random_ over the whole int64 range: every one of the 64 bits is uniform.
-        words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
-        uniform = words.view(torch.int16)[:count].view(input.shape)  # each in [-32768, 32767]
-        keep = uniform >= torch.iinfo(torch.int16).min + dropped
-        noise = keep.to(input.dtype).mul_(LEVELS / (LEVELS - dropped))
-        return input * noise
+        return word_dropout(input, self.p)
+
+
+def applies(input: torch.Tensor, p: float) -> bool:
+    """Whether `word_dropout` takes `input` at rate `p`: a CPU tensor, with p not rounding to 0 or 1."""
+    return input.device.type == "cpu" and round(p * LEVELS) not in (0, LEVELS)
+
+
+def word_dropout(input: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout of `input` at rate `p`, where `applies(input, p)`."""
+    dropped = round(p * LEVELS)
+    count = input.numel()
+    # random_ over the whole int64 range: every one of the 64 bits is uniform.
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
+    uniform = words.view(torch.int16)[:count].view(input.shape)  # each in [-32768, 32767]
+    keep = uniform >= torch.iinfo(torch.int16).min + dropped
+    noise = keep.to(input.dtype).mul_(LEVELS / (LEVELS - dropped))
+    return input * noise
 
 
 def cheaper_cpu_dropout(model: nn.Module) -> int:

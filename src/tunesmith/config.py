@@ -155,7 +155,7 @@ class TrainingConfig(_Section):
     # layer computes that token alone; same logits and gradients, steps 1.15-1.25x faster on MiniLM.
     cls_only_last_layer: bool = True
     # CPU dropout masks from 16-bit slices of 64-bit random words, not a float draw per element:
-    # p rounded to 1/65536, expectation kept exact; forward and backward ~3x cheaper. Attention
+    # p rounded to 1/65536, expectation kept exact; forward and backward ~2x cheaper. Attention
     # dropout too, in attention written out instead of SDPA's unfused dropout path.
     word_dropout: bool = True
 

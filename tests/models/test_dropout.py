@@ -87,3 +87,19 @@ def test_every_dropout_of_a_bert_classifier_is_swapped_and_evaluation_is_unchang
     torch.testing.assert_close(model(input_ids=ids).logits, before)
     model.train()
     assert not torch.equal(model(input_ids=ids).logits, before)
+
+
+def test_backward_keeps_a_byte_per_element() -> None:
+    # A float noise tensor would keep four bytes an element of every dropped activation.
+    saved = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.element_size() * tensor.numel())
+        return tensor
+
+    input = torch.randn(64, 32, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = WordDropout(0.2).train()(input)
+    assert sum(saved) == input.numel()
+    output.sum().backward()
+    assert torch.equal(input.grad, (output != 0).float() * (65536 / (65536 - round(0.2 * 65536))))

@@ -1,17 +1,9 @@
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
 
+from tests.train.test_embedding_gradient import two_copies
 from tunesmith.train.clipping import clip_gradients
 from tunesmith.train.embedding_gradient import keep_embedding_gradient
-
-
-def two_copies(tiny_model: str) -> tuple:
-    torch.manual_seed(0)
-    theirs = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
-    ours = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
-    ours.load_state_dict(theirs.state_dict())
-    return theirs, ours
 
 
 def batch(seed: int = 1) -> dict:

@@ -110,7 +110,8 @@ def test_a_model_is_switched_and_saved_as_an_sdpa_model(
     ids = torch.randint(1000, 2000, (4, 9))
     mask = torch.ones_like(ids)
     mask[2, 6:] = 0
-    model.eval(), plain.eval()
+    model.eval()
+    plain.eval()
     assert torch.equal(
         model(input_ids=ids, attention_mask=mask).logits, plain(input_ids=ids, attention_mask=mask).logits
     )

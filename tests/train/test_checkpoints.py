@@ -1,12 +1,17 @@
 import errno
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch import nn
 
 from tunesmith.errors import UserError
@@ -137,3 +142,40 @@ def test_a_checkpoint_from_another_process_count_is_refused(tmp_path: Path) -> N
     (saved.path / "checkpoint.json").write_text(json.dumps({**manifest, "processes": 2}))
     with pytest.raises(UserError, match="written by 2 processes, and this run has 1"):
         checkpoints.restore(saved, *training_objects(), Accelerator())
+
+
+def test_a_checkpoint_written_under_fsdp_is_refused_without_it(tmp_path: Path) -> None:
+    saved = save_at(tmp_path, 1, training_objects(), Accelerator())
+    assert json.loads((saved.path / "checkpoint.json").read_text())["sharded"] is False
+    manifest = json.loads((saved.path / "checkpoint.json").read_text())
+    (saved.path / "checkpoint.json").write_text(json.dumps({**manifest, "sharded": True}))
+    with pytest.raises(UserError, match="written under FSDP, and this run is not"):
+        checkpoints.restore(saved, *training_objects(), Accelerator())
+
+
+def test_resuming_under_deepspeed_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    saved = save_at(tmp_path, 1, training_objects(), Accelerator())
+    model, optimizer, scheduler = training_objects(seed=1)
+    before = [parameter.clone() for parameter in model.parameters()]
+    deepspeed = SimpleNamespace(num_processes=1, distributed_type=DistributedType.DEEPSPEED)
+    with pytest.raises(UserError, match="Cannot resume .* under DeepSpeed"):
+        checkpoints.restore(saved, model, optimizer, scheduler, deepspeed)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_two_fsdp_processes_resume_exactly_from_their_gathered_optimizer_state(tmp_path: Path) -> None:
+    # Two CPU processes shard a small model with FSDP2 (tests/train/fsdp_checkpoint_worker.py).
+    result = tmp_path / "result.json"
+    worker = Path(__file__).with_name("fsdp_checkpoint_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(worker), str(result)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    outcome = json.loads(result.read_text())
+    assert outcome["progress"] == {"step": 3}
+    # The checkpoint holds every shard's moments, whole and keyed by parameter name.
+    assert outcome["moments"] == {"0.weight": [7, 5], "0.bias": [7], "2.weight": [3, 7], "2.bias": [3]}
+    for name, expected in outcome["expected"].items():
+        assert torch.equal(torch.tensor(outcome["got"][name]), torch.tensor(expected)), name

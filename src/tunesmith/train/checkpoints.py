@@ -3,7 +3,8 @@
 A checkpoint is one folder, `checkpoints/step-N/`:
 
     model.safetensors   the weights (safetensors: loading them runs no code)
-    optimizer.pt        optimizer and scheduler state, read back with weights_only=True
+    optimizer.pt        optimizer and scheduler state, read back with weights_only=True;
+                        under FSDP the state of every shard, gathered and keyed by parameter name
     rng-<rank>.pt       each process's random number generators
     checkpoint.json     the loop's progress and a SHA-256 of every file; written last
 
@@ -118,13 +119,18 @@ def save(
         accelerator.wait_for_everyone()
         torch.save(rng_state(), temporary / f"rng-{accelerator.process_index}.pt")
         save_weights(model, accelerator, temporary / WEIGHTS)
+        optimizer_state = whole_optimizer_state(model, optimizer, accelerator)
         if main:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-            torch.save(state, temporary / OPTIMIZER)
+            torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict()}, temporary / OPTIMIZER)
         accelerator.wait_for_everyone()
         if main:
             files = {path.name: _describe(path) for path in sorted(temporary.iterdir())}
-            manifest = {"progress": progress, "processes": accelerator.num_processes, "files": files}
+            manifest = {
+                "progress": progress,
+                "processes": accelerator.num_processes,
+                "sharded": sharded(accelerator),
+                "files": files,
+            }
             (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             _sync_folder(temporary)
             # Only a checkpoint that failed verification can already sit here (resume skipped it).
@@ -161,9 +167,28 @@ def restore(
             f"Checkpoint {checkpoint.path} was written by {manifest['processes']} processes, and this run has "
             f"{accelerator.num_processes}. Resume with the same number of processes (the data order depends on it)."
         )
+    if manifest.get("sharded", False) != sharded(accelerator):
+        written, now = ("under FSDP", "is not") if manifest.get("sharded") else ("without FSDP", "is")
+        raise UserError(
+            f"Checkpoint {checkpoint.path} was written {written}, and this run {now}: their optimizer states "
+            "are stored differently. Resume with the launch config the run started with."
+        )
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise UserError(
+            f"Cannot resume from {checkpoint.path} under DeepSpeed: each process holds its own part of the "
+            "optimizer state, and checkpoints keep the main process's only. Start the run afresh (--overwrite), "
+            "or train it under FSDP or plain data parallelism, which resume."
+        )
     load_weights(checkpoint, accelerator.unwrap_model(model), accelerator)
     state = torch.load(checkpoint.path / OPTIMIZER, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    if sharded(accelerator):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        # Every process reads the whole state and keeps its own shard of it, as with the weights.
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(model, _torch_optimizer(optimizer), state["optimizer"], options=options)
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng = torch.load(checkpoint.path / f"rng-{accelerator.process_index}.pt", weights_only=True)
     return manifest["progress"], rng
@@ -183,6 +208,27 @@ def save_weights(model: nn.Module, accelerator: Accelerator, path: Path) -> None
             save_file({name: tensor.contiguous() for name, tensor in weights.items()}, str(path))
     elif accelerator.is_main_process:
         save_model(accelerator.unwrap_model(model), str(path))
+
+
+def whole_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator
+) -> dict[str, Any]:
+    """The optimizer's state for the main process to save; every process must call this.
+
+    Under FSDP each process holds the state of its own shard, so the shards are gathered (a
+    collective) onto the main process; the other processes get an empty dict.
+    """
+    if not sharded(accelerator):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, _torch_optimizer(optimizer), options=options)
+
+
+def _torch_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    # torch's state-dict functions step and index the optimizer itself, not Accelerate's wrapper.
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def load_weights(checkpoint: Checkpoint, model: nn.Module, accelerator: Accelerator) -> None:

@@ -14,6 +14,11 @@ each round trains with its own seed and the dev accuracy of every seed is listed
 With --gpu everything runs on the first CUDA GPU and both trainers use bf16 autocast (the
 Trainer's bf16=True; tunesmith's default, auto, picks bf16 there); peak GPU memory is added.
 
+Every contestant starts from the user's environment. The Trainer and the pipeline run without
+the huge pages that `import tunesmith` turns on (torch's THP_MEM_ALLOC_ENABLE), as they would
+without tunesmith; tunesmith and bare_loop run with them. Peak memory is the process's own
+high-water mark (VmHWM), not getrusage's, which would count this launching process's size too.
+
 Contestants:
   trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
   trainer_grouped  the same with group_by_length sampling, its fastest setting
@@ -35,8 +40,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,8 +60,15 @@ RECIPE = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "weight_decay": 
           "max_length": 128}  # fmt: skip
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# The environment each contestant starts from: the user's, as it was before this process
+# imported tunesmith (which turns torch's huge pages on for the process, and its children).
+LAUNCH_ENVIRONMENT = dict(os.environ)
+
+
+def without_tunesmith_huge_pages() -> None:
+    """torch's default for a process that does not use tunesmith: no huge pages, unless the user
+    asked for them. The Trainer imports tunesmith only to find the bundled model."""
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "0")
 
 
 def read_tsv(path: Path) -> tuple[list[str], list[int]]:
@@ -82,6 +94,7 @@ def train_trainer(work: Path, grouped: bool, gpu: bool, seed: int) -> dict[str, 
         set_seed,
     )
 
+    without_tunesmith_huge_pages()
     from tunesmith.models.backbones import resolve
 
     set_seed(seed)
@@ -261,7 +274,9 @@ def worker(name: str, work: Path, gpu: bool, seed: int) -> None:
         result = train_bare_loop(work, gpu, seed)
     else:
         result = predict(work, name, gpu)
-    result["peak_rss_mb"] = peak_rss_mb()
+    from tunesmith.train.measure import peak_resident_mb  # after the run: its import changes nothing now
+
+    result["peak_rss_mb"] = peak_resident_mb()
     if gpu:
         import torch
 
@@ -343,7 +358,7 @@ def prepare(data: Path, work: Path, rows: int, seed: int) -> None:
 def launch(name: str, work: Path, gpu: bool, seed: int) -> dict[str, Any]:
     gpu_flag = ["--gpu"] if gpu else []
     command = [sys.executable, __file__, "--worker", name, "--output-dir", str(work), "--seeds", str(seed), *gpu_flag]
-    done = subprocess.run(command)
+    done = subprocess.run(command, env=LAUNCH_ENVIRONMENT)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed with exit code {done.returncode}")
     return json.loads((work / f"{name}.json").read_text())

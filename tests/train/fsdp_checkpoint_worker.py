@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +26,6 @@ from torch.distributed.fsdp import fully_shard
 from tunesmith.train import checkpoints
 
 
-@dataclass
 class FsdpProcesses:
     distributed_type = DistributedType.FSDP
 

@@ -146,8 +146,8 @@ def test_a_checkpoint_from_another_process_count_is_refused(tmp_path: Path) -> N
 
 def test_a_checkpoint_written_under_fsdp_is_refused_without_it(tmp_path: Path) -> None:
     saved = save_at(tmp_path, 1, training_objects(), Accelerator())
-    assert json.loads((saved.path / "checkpoint.json").read_text())["sharded"] is False
     manifest = json.loads((saved.path / "checkpoint.json").read_text())
+    assert manifest["sharded"] is False
     (saved.path / "checkpoint.json").write_text(json.dumps({**manifest, "sharded": True}))
     with pytest.raises(UserError, match="written under FSDP, and this run is not"):
         checkpoints.restore(saved, *training_objects(), Accelerator())

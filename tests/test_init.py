@@ -9,8 +9,8 @@ import tunesmith
 
 
 def test_the_public_names_resolve_to_their_modules() -> None:
-    from tunesmith.api import finetune, load
-    from tunesmith.predictor import Predictor
+    from tunesmith.api import finetune
+    from tunesmith.predictor import Predictor, load
 
     assert tunesmith.finetune is finetune and tunesmith.load is load and tunesmith.Predictor is Predictor
     assert set(tunesmith.__all__) <= set(dir(tunesmith))

@@ -1,4 +1,7 @@
 import csv
+import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,3 +51,26 @@ def test_predictions_with_the_last_layer_cls_only_are_the_full_models(finished_r
     del last.forward
     for fast_row, full_row in zip(fast, predictor.predict(texts), strict=True):
         assert fast_row["probabilities"] == pytest.approx(full_row["probabilities"], abs=1e-6)
+
+
+def test_predicting_from_a_file_imports_no_dataset_or_adapter_library(
+    finished_run, sentiment_csv: Path, tmp_path: Path
+) -> None:
+    # datasets (with pandas and pyarrow) and peft added about 100 MB to a predicting process.
+    # A fresh process, since this one has long imported them all.
+    output = tmp_path / "predictions.csv"
+    probe = (
+        "import json, sys; from tunesmith.cli import main; "
+        f"code = main(['predict', {str(finished_run.path)!r}, '--input', {str(sentiment_csv)!r}, "
+        f"'--output', {str(output)!r}]); "
+        "print(json.dumps([code, sorted({'datasets', 'pandas', 'pyarrow', 'peft'} & set(sys.modules))]))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []]
+    with open(sentiment_csv, newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    with open(output, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    expected = tunesmith.load(finished_run.path).predict(texts)
+    assert [row["label"] for row in written] == [row["label"] for row in expected]
+    assert [float(row["score"]) for row in written] == pytest.approx([row["score"] for row in expected], abs=1e-5)

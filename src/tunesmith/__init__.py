@@ -12,10 +12,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tunesmith.api import Run, finetune, load
+    from tunesmith.api import Run, finetune
     from tunesmith.config import RunConfig
     from tunesmith.errors import UserError
-    from tunesmith.predictor import Predictor
+    from tunesmith.predictor import Predictor, load
 
 # torch's CPU allocator asks Linux for transparent huge pages for blocks of 2 MB and more when
 # this is set. It reads it once, at its first allocation, so it is set here, before anything
@@ -32,7 +32,7 @@ _HOMES = {
     "RunConfig": "tunesmith.config",
     "UserError": "tunesmith.errors",
     "finetune": "tunesmith.api",
-    "load": "tunesmith.api",
+    "load": "tunesmith.predictor",
 }
 
 __all__ = ["Predictor", "Run", "RunConfig", "UserError", "finetune", "load"]

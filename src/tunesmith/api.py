@@ -31,7 +31,7 @@ from tunesmith.models.attention_dropout import use_word_dropout_attention
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.models.dropout import cheaper_cpu_dropout
-from tunesmith.predictor import Predictor
+from tunesmith.predictor import Predictor, load  # noqa: F401  (`load` is part of this API)
 from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
@@ -347,11 +347,6 @@ def training_figures(
         "mixed_precision": accelerator.mixed_precision,
         "device": str(accelerator.device),
     }
-
-
-def load(run_dir: str | Path) -> Predictor:
-    """A predictor for a finished run folder (or any folder with model/ and labels.json)."""
-    return Predictor.from_run(Path(run_dir))
 
 
 def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:

@@ -327,7 +327,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     config = run_config(run_dir)
     read_labelled(data, _data_config(config, args.format), config.task == "ner", config.ner.context_words)
     _quiet_libraries()
-    from tunesmith.api import load
+    from tunesmith.predictor import load
 
     metrics = load(args.run_dir).evaluate(Path(args.data), args.format)
     _print_table({"metrics": metrics})
@@ -353,8 +353,8 @@ def run_predict(args: argparse.Namespace) -> None:
         config = run_config(run_dir)
         data_config = _data_config(config, args.format)
         texts, pairs = read_texts(Path(args.input), data_config, config.task == "ner", args.text_column)
-    _quiet_libraries()
-    from tunesmith.api import load
+    _quiet_libraries(uses_datasets=False)
+    from tunesmith.predictor import load
 
     results = load(run_dir).predict(texts, pairs)
     if args.output:
@@ -460,11 +460,11 @@ def _route_notices() -> None:
         notices.setLevel(logging.INFO)
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(uses_datasets: bool = True) -> None:
     """Silence transformers' and datasets' chatter. It imports both, so each command calls it
-    only once its own input has passed the quick checks: a typo is answered at once."""
+    only once its own input has passed the quick checks: a typo is answered at once. Predicting
+    reads no Dataset, so `predict` leaves datasets (and its 80 MB) unimported."""
     # Loading a backbone into a new head always "misses" the head's weights; that is expected.
-    import datasets
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -473,7 +473,10 @@ def _quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    if uses_datasets:
+        import datasets
+
+        datasets.disable_progress_bars()
 
 
 def _version() -> str:

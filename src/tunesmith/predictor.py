@@ -11,16 +11,15 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig
-from tunesmith.data import augment
-from tunesmith.data.splits import read_labelled
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
 from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.runs import check_finished, run_config
-from tunesmith.strategies import load_adapter
 from tunesmith.tasks import get_task
-from tunesmith.train.batching import eval_loader
-from tunesmith.train.loop import evaluate
+
+# Predicting needs neither datasets (with pandas and pyarrow) nor peft: about 110 MB of a
+# serving process and a second of its start. So `evaluate`, which reads a labelled file into
+# a Dataset, and adapter runs import what they need where they need it.
 
 
 @dataclass
@@ -50,6 +49,8 @@ class Predictor:
             model, source = task.load_trained(full), full
         else:
             # Only the adapter was saved: rebuild it on the backbone the run started from.
+            from tunesmith.strategies import load_adapter
+
             base = task.load_model(check_loadable(config.model))
             model, source = load_adapter(base, adapter), adapter
         if config.training.cls_only_last_layer:
@@ -77,6 +78,11 @@ class Predictor:
 
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
+        from tunesmith.data import augment
+        from tunesmith.data.splits import read_labelled
+        from tunesmith.train.batching import eval_loader
+        from tunesmith.train.loop import evaluate
+
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         labelled = read_labelled(Path(path), data_cfg, self.config.task == "ner", self.config.ner.context_words)
         split = self.task.encode(labelled, Path(path))
@@ -89,3 +95,8 @@ class Predictor:
         batch_size = self.config.training.eval_batch_size
         loader = accelerator.prepare(eval_loader(encoded, collator, batch_size, swapped=swapped))
         return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+
+
+def load(run_dir: str | Path) -> Predictor:
+    """A predictor for a finished run folder (or any folder with model/ and labels.json)."""
+    return Predictor.from_run(Path(run_dir))

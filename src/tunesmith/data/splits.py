@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.config import DataConfig
 from tunesmith.data.conll import read_conll
 from tunesmith.data.readers import Table, is_missing, read_table, saved_splits
 from tunesmith.errors import UserError, brief, json_type
+
+if TYPE_CHECKING:
+    import datasets
 
 # The CoNLL reader's document number of each sentence (documents start at -DOCSTART- lines).
 DOCUMENT_COLUMN = "document"
@@ -41,6 +41,8 @@ def load_splits(cfg: DataConfig, seed: int, token_level: bool = False, context_w
     `context_words`: see `select_columns`. Context is taken before any shuffling, so that it
     comes from each sentence's neighbours in the file.
     """
+    import datasets
+
     files = _split_files(cfg)
     splits: dict[str, datasets.Dataset] = {}
     sources: dict[str, Path] = {}
@@ -156,6 +158,10 @@ def select_columns(
     if token_level and context_words:
         documents = table.columns.get(DOCUMENT_COLUMN) or [0] * len(texts)
         columns["context_left"], columns["context_right"] = neighbour_words(texts, documents, context_words)
+    # Imported here: `predict --input` reads a file through this module and needs neither.
+    import datasets
+    import pyarrow as pa
+
     try:
         return datasets.Dataset.from_dict(columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
@@ -14,6 +13,9 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.tasks import vocabulary
 from tunesmith.tasks.encoding import sequence_logits, tokenize
+
+if TYPE_CHECKING:
+    import datasets
 
 AVERAGED = [f"{kind}_{average}" for kind in ("precision", "recall", "f1") for average in ("macro", "micro", "weighted")]
 

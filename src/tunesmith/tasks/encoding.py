@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import torch
-from datasets.fingerprint import Hasher
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    import datasets
 
 # Bump when the encoding logic changes, so old cache files are not reused.
 ENCODING_VERSION = 2
@@ -34,6 +35,8 @@ def cached_map(
     split: datasets.Dataset, encode: Callable[[dict[str, list]], dict[str, list]], key_parts: list[Any]
 ) -> datasets.Dataset:
     """`split.map(encode, batched=True)`, stored under a key of the split's content and `key_parts`."""
+    from datasets.fingerprint import Hasher  # here: predicting needs none of datasets (80 MB imported)
+
     # `_fingerprint` is datasets' content hash of the split (stable across runs).
     key = Hasher.hash([ENCODING_VERSION, split._fingerprint, *key_parts])
     folder = cache_dir() / "tokenized"

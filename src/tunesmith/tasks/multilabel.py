@@ -8,9 +8,8 @@ Each label has its own decision threshold: `multilabel.threshold` for all, or, w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
@@ -19,6 +18,9 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
 from tunesmith.tasks import vocabulary
 from tunesmith.tasks.encoding import sequence_logits, tokenize
+
+if TYPE_CHECKING:
+    import datasets
 
 AVERAGES = ("micro", "macro", "weighted", "samples")
 # Candidate thresholds when tuning one label on validation.

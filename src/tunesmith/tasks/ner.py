@@ -9,9 +9,8 @@ scores one prediction per word, so the scores are word-level like conlleval's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import torch
 from transformers import (
@@ -25,6 +24,9 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
 from tunesmith.tasks import tagging
 from tunesmith.tasks.encoding import cached_map
+
+if TYPE_CHECKING:
+    import datasets
 
 IGNORE = -100
 CASE_TYPES = 4  # what `casing` returns: lower or uncased, Capitalised, UPPER, mIxed

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
@@ -19,6 +18,9 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
 from tunesmith.tasks.encoding import sequence_logits, tokenize
+
+if TYPE_CHECKING:
+    import datasets
 
 
 class RegressionTask:

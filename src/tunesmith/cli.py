@@ -461,9 +461,9 @@ def _route_notices() -> None:
 
 
 def _quiet_libraries(uses_datasets: bool = True) -> None:
-    """Silence transformers' and datasets' chatter. It imports both, so each command calls it
-    only once its own input has passed the quick checks: a typo is answered at once. Predicting
-    reads no Dataset, so `predict` leaves datasets (and its 80 MB) unimported."""
+    """Silence transformers' chatter, and datasets' unless `uses_datasets` is False: `predict`
+    reads no Dataset, and importing datasets costs 80 MB. The imports take seconds, so each
+    command calls this only once its own input has passed the quick checks: a typo is answered at once."""
     # Loading a backbone into a new head always "misses" the head's weights; that is expected.
     from transformers.utils import logging as hf_logging
 

@@ -52,12 +52,12 @@ def test_bad_metric_for_best_is_caught_before_training(tiny_config: dict) -> Non
 def test_failed_run_is_marked_failed(tiny_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from tunesmith import api
+    from tunesmith.stages import train
 
     def explode(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(api, "fit", explode)
+    monkeypatch.setattr(train, "fit", explode)
     with pytest.raises(RuntimeError):
         tunesmith.finetune(tiny_config)
     status = json.loads((Path(tiny_config["output_dir"]) / "status.json").read_text())
@@ -175,12 +175,12 @@ def test_word_case_under_frozen_embeddings_is_reported(
     cfg = task_config(tiny_model, tmp_path, "ner")
     cfg["training"]["epochs"] = 1
     cfg.update(ner={"word_case": True}, strategy="freeze", freeze={"embeddings": True, "bottom_layers": 0})
-    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+    with caplog.at_level(logging.WARNING, logger="tunesmith.tasks.ner"):
         tunesmith.finetune(cfg)
     assert "strategy freeze freezes the token-type embeddings" in caplog.text
     caplog.clear()
     cfg.update(freeze={"embeddings": False, "bottom_layers": 1}, output_dir=str(tmp_path / "trained"))
-    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+    with caplog.at_level(logging.WARNING, logger="tunesmith.tasks.ner"):
         tunesmith.finetune(cfg)
     assert "token-type" not in caplog.text
 
@@ -279,7 +279,7 @@ def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tiny_c
 
 
 def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunesmith.api import make_accelerator
+    from tunesmith.train.accelerator import make_accelerator
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
@@ -292,9 +292,9 @@ def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch: pyte
 def test_an_adapter_strategy_under_fsdp_is_refused_before_training(
     tiny_config: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tunesmith.api
+    import tunesmith.stages.plan
 
-    monkeypatch.setattr(tunesmith.api, "sharded", lambda accelerator: True)
+    monkeypatch.setattr(tunesmith.stages.plan, "sharded", lambda accelerator: True)
     tiny_config["strategy"] = "lora"
     with pytest.raises(UserError, match="lora under FSDP is not supported.*full, freeze"):
         tunesmith.finetune(tiny_config)
@@ -306,13 +306,13 @@ def test_fsdp_without_gpus_is_reported_as_plain_data_parallelism(
 ) -> None:
     from accelerate.utils import DistributedType
 
-    from tunesmith.api import make_accelerator
+    from tunesmith.train.accelerator import make_accelerator
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     make_accelerator(1)
     assert "needs GPUs" not in caplog.text
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with caplog.at_level(logging.WARNING, logger="tunesmith.api"):
+    with caplog.at_level(logging.WARNING, logger="tunesmith.train.accelerator"):
         accelerator = make_accelerator(1)
     assert accelerator.distributed_type == DistributedType.NO
     assert "FSDP needs GPUs" in caplog.text and "plain data parallelism" in caplog.text
@@ -328,7 +328,7 @@ def test_the_last_layer_cls_only_trains_as_the_full_model_does(
         return [record["loss"] for record in records if "loss" in record]
 
     applied = "computes the first token only"
-    caplog.set_level(logging.INFO, logger="tunesmith.api")
+    caplog.set_level(logging.INFO, logger="tunesmith.stages.model")
     tiny_config["output_dir"] = str(tmp_path / "cls-only")
     fast = tunesmith.finetune(tiny_config)
     assert applied in caplog.text

@@ -12,10 +12,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tunesmith.api import Run, finetune
     from tunesmith.config import RunConfig
     from tunesmith.errors import UserError
     from tunesmith.predictor import Predictor, load
+    from tunesmith.recipes.finetune import Run, finetune
 
 # torch's CPU allocator asks Linux for transparent huge pages for blocks of 2 MB and more when
 # this is set. It reads it once, at its first allocation, so it is set here, before anything
@@ -28,10 +28,10 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 # seconds to import, and `tunesmith --help` or a config typo should not wait for them.
 _HOMES = {
     "Predictor": "tunesmith.predictor",
-    "Run": "tunesmith.api",
+    "Run": "tunesmith.recipes.finetune",
     "RunConfig": "tunesmith.config",
     "UserError": "tunesmith.errors",
-    "finetune": "tunesmith.api",
+    "finetune": "tunesmith.recipes.finetune",
     "load": "tunesmith.predictor",
 }
 

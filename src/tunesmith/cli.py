@@ -17,6 +17,7 @@ from typing import Any
 
 from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
 from tunesmith.errors import UserError
+from tunesmith.tasks import TASK_NAMES, reading_options
 from tunesmith.train.signals import StopRequested
 
 EXAMPLES = """examples:
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = train.add_argument_group("model and run")
     run.add_argument(
         "--task",
-        choices=["classification", "regression", "multilabel", "ner"],
+        choices=TASK_NAMES,
         help="what to predict (default classification; sentence pairs: classification with --text-pair-column)",
     )
     run.add_argument(
@@ -325,7 +326,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     # Its columns and rows too. The predictor reads the file again: 0.6 s for SST-2's 67,349
     # training rows, against minutes of scoring them, and an error no longer waits for the model.
     config = run_config(run_dir)
-    read_labelled(data, _data_config(config, args.format), config.task == "ner", config.ner.context_words)
+    read_labelled(data, _data_config(config, args.format), **reading_options(config))
     _quiet_libraries()
     from tunesmith.predictor import load
 
@@ -352,7 +353,8 @@ def run_predict(args: argparse.Namespace) -> None:
 
         config = run_config(run_dir)
         data_config = _data_config(config, args.format)
-        texts, pairs = read_texts(Path(args.input), data_config, config.task == "ner", args.text_column)
+        token_level = reading_options(config)["token_level"]
+        texts, pairs = read_texts(Path(args.input), data_config, token_level, args.text_column)
     _quiet_libraries(uses_datasets=False)
     from tunesmith.predictor import load
 

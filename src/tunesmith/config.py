@@ -15,11 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunesmith.errors import UserError, brief
+from tunesmith.tasks import TASK_NAMES, TASKS
 
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 FORMATS: tuple[str, ...] = DataFormat.__args__
 MAX_PROBLEMS = 3
-TaskName = Literal["classification", "regression", "multilabel", "ner"]
+# The registry's names (tasks/__init__.py); Literal of a tuple is a Literal of its items.
+TaskName = Literal[TASK_NAMES]  # type: ignore[valid-type]
 StrategyName = Literal[
     "full",
     "freeze",
@@ -373,18 +375,22 @@ class RunConfig(_Section):
         if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
             return raw
         # NER reads token lists and tag lists; the other tasks keep DataConfig's own defaults.
-        if raw.get("task") != "ner":
+        task = raw.get("task", "classification")
+        info = TASKS.get(task) if isinstance(task, str) else None
+        if info is None or not info.default_columns:
             return raw
         data = dict(raw["data"])
-        data["text_column"] = data.get("text_column") or "tokens"
-        data["label_column"] = data.get("label_column") or "tags"
+        for key, column in info.default_columns.items():
+            data[key] = data.get(key) or column
         return {**raw, "data": data}
 
     @model_validator(mode="after")
     def _pairs_swapped_only_for_text_tasks(self) -> RunConfig:
         for option in ("swap_pairs", "average_pair_orders"):
-            if self.task == "ner" and getattr(self.data, option):
-                raise ValueError(f"data.{option} swaps the texts of a pair; task ner tags one token sequence: drop it")
+            if TASKS[self.task].token_level and getattr(self.data, option):
+                raise ValueError(
+                    f"data.{option} swaps the texts of a pair; task {self.task} tags one token sequence: drop it"
+                )
         return self
 
     def run_name(self) -> str:

@@ -15,7 +15,8 @@ from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
 from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.runs import check_finished, run_config
-from tunesmith.tasks import get_task
+from tunesmith.tasks import get_task, reading_options
+from tunesmith.tasks.protocol import Task
 
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting
 # process about 100 MB and 0.8 s of its start. So `evaluate`, which reads a labelled file into
@@ -27,7 +28,7 @@ class Predictor:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     config: RunConfig
-    task: Any
+    task: Task
 
     @property
     def names(self) -> list[str]:
@@ -72,28 +73,24 @@ class Predictor:
             text_pairs = [text_pairs]
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise UserError(f"{len(texts)} texts but {len(text_pairs)} second texts: give one pair per text.")
-        if self.config.task == "ner" and text_pairs is not None:
-            raise UserError("NER tags single texts; sentence pairs are for classification and regression.")
-        return self.task.predict(self.model, self.tokenizer, list(texts), text_pairs, batch_size)
+        task = self.task
+        prepared = task.preprocess(self.tokenizer, list(texts), text_pairs, batch_size)
+        return task.decode(prepared, [task.forward(self.model, batch) for batch in prepared.batches])
 
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
-        from tunesmith.data import augment
         from tunesmith.data.splits import read_labelled
-        from tunesmith.train.batching import eval_loader
+        from tunesmith.stages.data import tokenize_split
+        from tunesmith.stages.evaluate import prepared_loader
         from tunesmith.train.loop import evaluate
 
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
-        labelled = read_labelled(Path(path), data_cfg, self.config.task == "ner", self.config.ner.context_words)
+        labelled = read_labelled(Path(path), data_cfg, **reading_options(self.config))
         split = self.task.encode(labelled, Path(path))
-        encoded = self.task.tokenize(split, self.tokenizer, False)
-        swapped = None
-        if self.config.data.average_pair_orders:
-            swapped = self.task.tokenize(augment.swapped(split), self.tokenizer, False)
+        encoded, swapped = tokenize_split(self.config, self.task, self.tokenizer, split, training=False)
         accelerator = Accelerator()
-        collator = self.task.collator(self.tokenizer)
         batch_size = self.config.training.eval_batch_size
-        loader = accelerator.prepare(eval_loader(encoded, collator, batch_size, swapped=swapped))
+        loader = prepared_loader(self.task, self.tokenizer, encoded, swapped, batch_size, accelerator)
         return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
 
 

@@ -169,7 +169,8 @@ def test_word_case_gives_each_subtoken_its_casing_alike_in_training_and_predicti
     assert model.config.type_vocab_size == 4
     seen = []
     model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["token_type_ids"]), with_kwargs=True)
-    fitted.predict(model, tokenizer, [" ".join(words)], None, batch_size=4)
+    prepared = fitted.preprocess(tokenizer, [" ".join(words)], None, batch_size=4)
+    fitted.forward(model, prepared.batches[0])
     assert seen[0][0].tolist() == encoded["token_type_ids"][0]
 
 

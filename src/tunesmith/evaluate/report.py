@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tunesmith.tasks import TaskInfo
 
 # The metrics shown in tables, in this order, whichever of them a task reports.
 HEADLINE = [
@@ -25,8 +28,6 @@ HEADLINE = [
     "mae",
     "loss",
 ]
-# What the per-class table calls a row, by task.
-ROW_NAMES = {"classification": "label", "multilabel": "label", "ner": "entity type"}
 
 
 def _fmt(value: Any) -> str:
@@ -58,13 +59,13 @@ def confusion_table(split_metrics: dict[str, Any], names: list[str]) -> str:
     return "\n".join(rows)
 
 
-def render(run_name: str, model: str, task: str, metrics: dict[str, Any], names: list[str]) -> str:
+def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
-    what = "a regression target" if task == "regression" else f"{len(names)} {'tags' if task == 'ner' else 'labels'}"
+    what = task.labels_summary.format(count=len(names))
     parts = [
         f"# Run {run_name}",
         "",
-        f"Task {task}, model `{model}`, {what}, {training['steps']} steps ({training['epochs']} epochs) "
+        f"Task {task.name}, model `{model}`, {what}, {training['steps']} steps ({training['epochs']} epochs) "
         f"in {training['train_time_s']:.1f} s at {training['samples_per_s']:.1f} samples/s; "
         f"{training['trainable_parameters']:,} trainable of {training['total_parameters']:,} parameters; "
         f"peak memory {training['peak_memory_mb']:.0f} MB.",
@@ -81,7 +82,7 @@ def render(run_name: str, model: str, task: str, metrics: dict[str, Any], names:
         parts += ["", f"Examples cut at max_length: {counts}."]
     for split in ("test", "validation"):
         if split in metrics and "per_class" in metrics[split]:
-            row_name = ROW_NAMES.get(task, "label")
+            row_name = task.class_noun
             parts += ["", f"## Per {row_name} ({split})", "", per_class_table(metrics[split], row_name)]
             if "confusion_matrix" in metrics[split]:
                 parts += ["", f"## Confusion matrix ({split})", "", confusion_table(metrics[split], names)]

@@ -19,12 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
 from tunesmith.config import RunConfig
 from tunesmith.strategies import adapter, layerwise, peft_methods
+from tunesmith.tasks import task_info
+
+if TYPE_CHECKING:
+    from tunesmith.tasks.protocol import Task
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ def _ignoring_steps(prepare: Callable[[nn.Module], nn.Module]) -> Callable[[nn.M
     return lambda model, total_steps: prepare(model)
 
 
-def get_strategy(cfg: RunConfig) -> Strategy:
+def get_strategy(cfg: RunConfig, task: Task | None = None) -> Strategy:
+    """The configured strategy; `task` (needed to prepare a peft method) says what the head is."""
     name = cfg.strategy
     if name == "full":
         return Strategy(name, _ignoring_steps(layerwise.full))
@@ -63,7 +68,13 @@ def get_strategy(cfg: RunConfig) -> Strategy:
     if name == "adapter":
         return Strategy(name, _ignoring_steps(partial(adapter.insert, options=cfg.adapter)), saved_as="adapter")
     after_step = peft_methods.update_rank_budget if name == "adalora" else None
-    return Strategy(name, partial(peft_methods.wrap, cfg=cfg), after_step=after_step, saved_as="peft")
+    return Strategy(name, partial(peft_methods.wrap, cfg=cfg, task=task), after_step=after_step, saved_as="peft")
+
+
+def check_backbone_supports(cfg: RunConfig, backbone: str) -> None:
+    """Refuse, before any work, a strategy that cannot serve the configured task on this backbone."""
+    if get_strategy(cfg).saved_as == "peft":
+        peft_methods.check_supported(cfg.strategy, task_info(cfg.task), backbone)
 
 
 def write_adapter(strategy: Strategy, cfg: RunConfig, model: Any, folder: Path) -> None:

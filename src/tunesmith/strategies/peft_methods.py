@@ -7,9 +7,12 @@ it a reloaded adapter would sit under a random head.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import peft
+import transformers
 from peft import (
     AdaLoraConfig,
     IA3Config,
@@ -24,33 +27,64 @@ from peft import (
     get_peft_model,
 )
 from torch import nn
+from transformers import AutoConfig
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.strategies.anatomy import backbone
 
+if TYPE_CHECKING:
+    from tunesmith.tasks import TaskInfo
+    from tunesmith.tasks.protocol import Task
+
 # Methods whose trained weights fold into the base weights, so that plain transformers loads the result.
 MERGEABLE = {"lora", "adalora", "ia3"}
 
 
-def wrap(model: nn.Module, total_steps: int, cfg: RunConfig) -> nn.Module:
+# Methods that prepend virtual tokens to the input, which a token-level task would have to tag as well.
+PREPENDING = {"prompt", "ptuning"}
+
+
+def wrap(model: nn.Module, total_steps: int, cfg: RunConfig, task: Task) -> nn.Module:
     """The model wrapped by peft with the configured method; only the adapter and the head train."""
-    if cfg.task == "ner" and cfg.strategy in {"prompt", "ptuning"}:
+    return get_peft_model(model, peft_config(model, cfg, total_steps, task))
+
+
+def check_supported(method: str, task: TaskInfo, backbone_path: str) -> None:
+    """Refuse, before any work, a method that cannot serve this task or backbone."""
+    if task.token_level and method in PREPENDING:
         raise UserError(
-            f"strategy: {cfg.strategy} prepends virtual tokens to the input, which token classification (NER) "
-            "would have to tag as well. For NER use lora, adalora, ia3 or prefix."
+            f"strategy: {method} prepends virtual tokens to the input, which a token-level task ({task.name}) "
+            "would have to tag as well. For token classification use lora, adalora or ia3."
         )
-    return get_peft_model(model, peft_config(model, cfg, total_steps))
+    if method == "prefix" and not _takes_past_key_values(backbone_path):
+        raise UserError(
+            f"strategy: prefix needs a model whose forward takes past_key_values, and {backbone_path}'s does "
+            f"not under transformers {transformers.__version__} (BERT-style encoders now take a `cache`, "
+            f"which peft {peft.__version__} does not fill). Use prompt or ptuning for a virtual-token method, "
+            "or lora."
+        )
 
 
-def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int) -> PeftConfig:
-    task_type = TaskType.TOKEN_CLS if cfg.task == "ner" else TaskType.SEQ_CLS
+def _takes_past_key_values(backbone_path: str) -> bool:
+    """What peft's prefix tuning asks of the base model (peft_model.py raises "Model does not support
+    past key values" otherwise): the base model's forward takes `past_key_values`."""
+    config = AutoConfig.from_pretrained(backbone_path)
+    try:
+        base_class = MODEL_MAPPING[type(config)]
+    except KeyError:
+        return True  # an architecture transformers cannot name here: leave the verdict to peft
+    return "past_key_values" in inspect.signature(base_class.forward).parameters
+
+
+def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int, task: Task) -> PeftConfig:
+    task_type = TaskType[task.info.peft_task_type]
     # peft adds the classifier itself; the pooler (untrained in sentence-embedding checkpoints) joins it.
     # Named by its linear layer: peft's IA3 cannot unmerge a saved module that is not a layer itself.
     pooler = getattr(backbone(model), "pooler", None)
     head = ["pooler.dense"] if isinstance(getattr(pooler, "dense", None), nn.Linear) else []
-    # ner.word_case's token-type rows are new: frozen, they would stay copies of type 0.
-    case_types = ["token_type_embeddings"] if cfg.task == "ner" and cfg.ner.word_case else []
+    case_types = task.new_trainable_modules()
     head += case_types
     method = cfg.strategy
     if method == "lora":

@@ -1,41 +1,76 @@
-"""One module per task. Each defines a task class with the same small interface:
+"""The tasks: one module each, behind one protocol (protocol.py) and the registry here.
 
-- `fit_labels(train, source)`: learn the label vocabulary (and target scaling) from train;
-- `state()`: what `fit_labels` learnt, saved as labels.json; `Task(cfg, state)` restores it;
-- `encode(split, source)`: raw labels to a checked `labels` column of model targets;
-- `tokenize(split, tokenizer, training)`: token ids, aligned targets, and a `length` column;
-- `collator(tokenizer)`: pads a batch (inputs and, for token tasks, targets);
-- `load_model(backbone)` / `load_trained(path)`: a Hugging Face model with the task's head;
-  `load_model` loads fp32 weights even from a half-precision checkpoint, because transformers
-  would keep its dtype and AdamW steps are lost to rounding in half precision;
-- `loss(logits, targets)`: per-example loss sums and the counts they sum over, so that
-  token tasks average over tokens and evaluation can average exactly across processes;
-- `predictions(logits, targets)`: the small tensor gathered for scoring (never all logits);
-- `compute_metrics(predicted, targets)`: lists of per-batch arrays in, the task's metrics out;
-- `predict(model, tokenizer, texts, pairs, batch_size)`: readable results for raw texts;
-- `metric_names` (what `training.metric_for_best` may name) and `main_metric`.
-
-The classes share an interface, not a base class: each reads top to bottom on its own.
+The registry says what the pipeline needs to know of a task before its module (and torch)
+is imported: whether it labels tokens or whole texts, the peft task type, its default
+columns, how a report names its classes. `get_task` builds the task object itself.
+Adding a task: a module with a class that satisfies `protocol.Task`, an entry in `TASKS`,
+and a data writer in tests/tasks/test_protocol.py, whose conformance test every task passes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.config import RunConfig
-from tunesmith.tasks.classification import ClassificationTask
-from tunesmith.tasks.multilabel import MultiLabelTask
-from tunesmith.tasks.ner import NerTask
-from tunesmith.tasks.regression import RegressionTask
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
+    from tunesmith.tasks.protocol import Task
 
-TASKS = {
-    "classification": ClassificationTask,
-    "regression": RegressionTask,
-    "multilabel": MultiLabelTask,
-    "ner": NerTask,
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    # "module:Class" of the implementation, imported on first use.
+    implementation: str
+    # One label per token (reads token lists and tag lists; no sentence pairs) or per text.
+    token_level: bool
+    # peft's TaskType name for the model this task trains.
+    peft_task_type: str
+    # What a report calls a row of the per-class table, and the labels in its summary line.
+    class_noun: str = "label"
+    labels_summary: str = "{count} labels"
+    # Columns read unless the config names others.
+    default_columns: dict[str, str] = field(default_factory=dict)
+
+
+TASKS: dict[str, TaskInfo] = {
+    info.name: info
+    for info in [
+        TaskInfo("classification", "tunesmith.tasks.classification:ClassificationTask", False, "SEQ_CLS"),
+        TaskInfo(
+            "regression",
+            "tunesmith.tasks.regression:RegressionTask",
+            False,
+            "SEQ_CLS",
+            labels_summary="a regression target",
+        ),
+        TaskInfo("multilabel", "tunesmith.tasks.multilabel:MultiLabelTask", False, "SEQ_CLS"),
+        TaskInfo(
+            "ner",
+            "tunesmith.tasks.ner:NerTask",
+            True,
+            "TOKEN_CLS",
+            class_noun="entity type",
+            labels_summary="{count} tags",
+            default_columns={"text_column": "tokens", "label_column": "tags"},
+        ),
+    ]
 }
+TASK_NAMES = tuple(TASKS)
 
 
-def get_task(cfg: RunConfig, state: dict[str, Any] | None = None) -> Any:
+def task_info(name: str) -> TaskInfo:
+    return TASKS[name]
+
+
+def get_task(cfg: RunConfig, state: dict[str, Any] | None = None) -> Task:
     """The configured task, with its label state restored when `state` is given."""
-    return TASKS[cfg.task](cfg, state)
+    module, name = TASKS[cfg.task].implementation.split(":")
+    return getattr(import_module(module), name)(cfg, state)
+
+
+def reading_options(cfg: RunConfig) -> dict[str, Any]:
+    """How the data readers read this task's files: token lists, and (NER) neighbouring words."""
+    token_level = TASKS[cfg.task].token_level
+    return {"token_level": token_level, "context_words": cfg.ner.context_words if token_level else 0}

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
-from tunesmith.tasks import vocabulary
-from tunesmith.tasks.encoding import sequence_logits, tokenize
+from tunesmith.tasks import TASKS, vocabulary
+from tunesmith.tasks.sequence import SequenceTask
 
 if TYPE_CHECKING:
     import datasets
@@ -20,11 +19,12 @@ if TYPE_CHECKING:
 AVERAGED = [f"{kind}_{average}" for kind in ("precision", "recall", "f1") for average in ("macro", "micro", "weighted")]
 
 
-class ClassificationTask:
+class ClassificationTask(SequenceTask):
+    info = TASKS["classification"]
     main_metric = "accuracy"
 
     def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.names: list[str] = list(state["names"]) if state else []
 
     @property
@@ -71,23 +71,12 @@ class ClassificationTask:
         ]
         return split.remove_columns("label").add_column("labels", targets)
 
-    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
-        return tokenize(split, tokenizer, self.cfg.training.max_length, self.cfg.training.truncation_side)
-
-    def collator(self, tokenizer: Any) -> DataCollatorWithPadding:
-        return DataCollatorWithPadding(tokenizer)
-
-    def load_model(self, backbone: str) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(
-            backbone,
-            num_labels=len(self.names),
-            id2label=dict(enumerate(self.names)),
-            label2id={name: index for index, name in enumerate(self.names)},
-            dtype=torch.float32,
-        )
-
-    def load_trained(self, path: Path) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(path)
+    def head_options(self) -> dict[str, Any]:
+        return {
+            "num_labels": len(self.names),
+            "id2label": dict(enumerate(self.names)),
+            "label2id": {name: index for index, name in enumerate(self.names)},
+        }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         per_example = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
@@ -129,21 +118,12 @@ class ClassificationTask:
         metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=label_ids).tolist()
         return metrics
 
-    def predict(
-        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
-    ) -> list[dict[str, Any]]:
-        """One {label, score, probabilities} per text."""
-        logits = sequence_logits(
-            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
-        )
-        results = []
-        for row in torch.softmax(logits, dim=-1).tolist():
-            best = int(np.argmax(row))
-            results.append(
-                {
-                    "label": self.names[best],
-                    "score": row[best],
-                    "probabilities": dict(zip(self.names, row, strict=True)),
-                }
-            )
-        return results
+    def result(self, logits: list[float]) -> dict[str, Any]:
+        """{label, score, probabilities}."""
+        probabilities = torch.softmax(torch.tensor(logits), dim=-1).tolist()
+        best = int(np.argmax(probabilities))
+        return {
+            "label": self.names[best],
+            "score": probabilities[best],
+            "probabilities": dict(zip(self.names, probabilities, strict=True)),
+        }

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 if TYPE_CHECKING:
     import datasets
@@ -73,42 +72,3 @@ def count_truncated(split: datasets.Dataset, max_length: int) -> int:
     if "truncated" in split.column_names:  # recorded where context fills inputs up to max_length (NER)
         return sum(split["truncated"])
     return sum(1 for length in split["length"] if length >= max_length)
-
-
-def sequence_logits(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    pairs: list[str] | None,
-    max_length: int,
-    batch_size: int = 64,
-    both_orders: bool = False,
-) -> torch.Tensor:
-    """One row of logits per text (pair), in input order, for the sequence-level tasks.
-
-    `both_orders`: each pair's logits averaged with those of the pair swapped.
-    """
-    if both_orders and pairs is not None:
-        given = sequence_logits(model, tokenizer, texts, pairs, max_length, batch_size)
-        return (given + sequence_logits(model, tokenizer, pairs, texts, max_length, batch_size)) / 2
-    # Longest first so each batch pads little; the original order is restored at the end.
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]) - (len(pairs[i]) if pairs else 0))
-    chunks: list[torch.Tensor] = []
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in rows],
-                [pairs[i] for i in rows] if pairs is not None else None,
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(model.device)
-            chunks.append(model(**encoded).logits.float().cpu())
-    if not chunks:
-        return torch.empty(0, model.config.num_labels)
-    stacked = torch.cat(chunks)
-    result = torch.empty_like(stacked)
-    result[torch.tensor(order)] = stacked
-    return result

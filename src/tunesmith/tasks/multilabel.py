@@ -7,17 +7,18 @@ Each label has its own decision threshold: `multilabel.threshold` for all, or, w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
-from tunesmith.tasks import vocabulary
-from tunesmith.tasks.encoding import sequence_logits, tokenize
+from tunesmith.tasks import TASKS, vocabulary
+from tunesmith.tasks.protocol import ValidationOutputs
+from tunesmith.tasks.sequence import SequenceTask
 
 if TYPE_CHECKING:
     import datasets
@@ -27,7 +28,8 @@ AVERAGES = ("micro", "macro", "weighted", "samples")
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
-class MultiLabelTask:
+class MultiLabelTask(SequenceTask):
+    info = TASKS["multilabel"]
     main_metric = "f1_macro"
     metric_names = [
         "loss",
@@ -37,7 +39,7 @@ class MultiLabelTask:
     ]
 
     def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.options = cfg.multilabel
         state = state or {}
         self.names: list[str] = list(state.get("names", []))
@@ -88,24 +90,13 @@ class MultiLabelTask:
             )
         return items
 
-    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
-        return tokenize(split, tokenizer, self.cfg.training.max_length, self.cfg.training.truncation_side)
-
-    def collator(self, tokenizer: Any) -> DataCollatorWithPadding:
-        return DataCollatorWithPadding(tokenizer)
-
-    def load_model(self, backbone: str) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(
-            backbone,
-            num_labels=len(self.names),
-            problem_type="multi_label_classification",
-            id2label=dict(enumerate(self.names)),
-            label2id={name: index for index, name in enumerate(self.names)},
-            dtype=torch.float32,
-        )
-
-    def load_trained(self, path: Path) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(path)
+    def head_options(self) -> dict[str, Any]:
+        return {
+            "num_labels": len(self.names),
+            "problem_type": "multi_label_classification",
+            "id2label": dict(enumerate(self.names)),
+            "label2id": {name: index for index, name in enumerate(self.names)},
+        }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         per_label = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -142,6 +133,10 @@ class MultiLabelTask:
         metrics["thresholds"] = dict(zip(self.names, self.thresholds, strict=True))
         return metrics
 
+    def after_training(self, validation: Callable[[], ValidationOutputs] | None) -> None:
+        if self.options.tune_thresholds and validation is not None:
+            self.tune_thresholds(*validation())
+
     def tune_thresholds(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> None:
         """Each label's threshold maximises its F1 on these (validation) predictions.
 
@@ -163,19 +158,11 @@ class MultiLabelTask:
             tuned.append(float(min(candidates, key=lambda t: abs(t - default))))
         self.thresholds = tuned
 
-    def predict(
-        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
-    ) -> list[dict[str, Any]]:
-        """One {labels, probabilities} per text; `labels` are those at or above their threshold."""
-        logits = sequence_logits(
-            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
-        )
-        probabilities = torch.sigmoid(logits).numpy()
-        decisions = self.decide(probabilities)
-        return [
-            {
-                "labels": [name for name, on in zip(self.names, row, strict=True) if on],
-                "probabilities": dict(zip(self.names, map(float, probs), strict=True)),
-            }
-            for row, probs in zip(decisions, probabilities, strict=True)
-        ]
+    def result(self, logits: list[float]) -> dict[str, Any]:
+        """{labels, probabilities}; `labels` are those at or above their threshold."""
+        probabilities = torch.sigmoid(torch.tensor(logits)).numpy()
+        decided = self.decide(probabilities)
+        return {
+            "labels": [name for name, on in zip(self.names, decided, strict=True) if on],
+            "probabilities": dict(zip(self.names, map(float, probabilities), strict=True)),
+        }

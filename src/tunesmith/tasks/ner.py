@@ -8,6 +8,8 @@ scores one prediction per word, so the scores are word-level like conlleval's.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +24,14 @@ from transformers import (
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
-from tunesmith.tasks import tagging
+from tunesmith.tasks import TASKS, tagging
 from tunesmith.tasks.encoding import cached_map
+from tunesmith.tasks.protocol import Prepared, ValidationOutputs
 
 if TYPE_CHECKING:
     import datasets
+
+logger = logging.getLogger(__name__)
 
 IGNORE = -100
 CASE_TYPES = 4  # what `casing` returns: lower or uncased, Capitalised, UPPER, mIxed
@@ -121,6 +126,7 @@ def within_budget(
 
 
 class NerTask:
+    info = TASKS["ner"]
     main_metric = "f1"
     metric_names = ["loss", "f1", "precision", "recall", "accuracy", "f1_macro"]
 
@@ -249,6 +255,10 @@ class NerTask:
     def collator(self, tokenizer: Any) -> DataCollatorForTokenClassification:
         return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
 
+    def check_backbone(self, backbone: str) -> None:
+        if self.options.word_case:
+            check_case_types(backbone)
+
     def load_model(self, backbone: str) -> PreTrainedModel:
         model = AutoModelForTokenClassification.from_pretrained(
             backbone,
@@ -261,6 +271,22 @@ class NerTask:
 
     def load_trained(self, path: Path) -> PreTrainedModel:
         return AutoModelForTokenClassification.from_pretrained(path)
+
+    def new_trainable_modules(self) -> list[str]:
+        # ner.word_case's token-type rows are new: frozen, they would stay copies of type 0.
+        return ["token_type_embeddings"] if self.options.word_case else []
+
+    def check_trainable(self, model: torch.nn.Module, strategy: str) -> None:
+        if self.options.word_case and not trains_case_types(model):
+            logger.warning(
+                "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "
+                "train and add nothing. Use full, layerwise, a peft method (lora, ...) or freeze with "
+                "freeze.embeddings: false.",
+                strategy,
+            )
+
+    def after_training(self, validation: Callable[[], ValidationOutputs] | None) -> None:
+        pass
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sentence sums over tagged sub-tokens, so the loop's mean is per token."""
@@ -297,16 +323,12 @@ class NerTask:
             "per_class": {kind: {k: float(v) for k, v in report[kind].items()} for kind in types},
         }
 
-    def predict(
-        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
-    ) -> list[dict[str, Any]]:
-        """Entities of each raw text as {text, type, start, end, score}; `end` is exclusive.
-
-        Words are the tokenizer's own pre-tokenized words (whitespace and punctuation
-        split, each CJK character a word); each word takes its first sub-token's tag,
-        and invalid tag sequences are repaired the conlleval way before spans are read.
-        """
-        results = []
+    def preprocess(self, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int) -> Prepared:
+        """Raw texts in batches, with each batch's offsets and word ids kept for `decode`."""
+        if pairs is not None:
+            raise UserError("NER tags single texts; sentence pairs are for classification and regression.")
+        prepared = Prepared(len(texts))
+        tokenizer.truncation_side = self.cfg.training.truncation_side
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             encoded = tokenizer(
@@ -323,10 +345,34 @@ class NerTask:
                 encoded["token_type_ids"] = torch.tensor(
                     [[casing(text[begin:end]) for begin, end in row] for text, row in zip(chunk, offsets, strict=True)]
                 )
-            with torch.no_grad():
-                probabilities = torch.softmax(model(**encoded.to(model.device)).logits.float(), dim=-1).cpu()
-            for row, text in enumerate(chunk):
-                results.append(self._entities(text, encoded.word_ids(row), offsets[row], probabilities[row]))
+            word_ids = [encoded.word_ids(row) for row in range(len(chunk))]
+            prepared.batches.append(dict(encoded))
+            prepared.rows.append(list(range(start, start + len(chunk))))
+            prepared.extra.append({"texts": chunk, "offsets": offsets, "word_ids": word_ids})
+        return prepared
+
+    def forward(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tag probabilities per sub-token."""
+        with torch.no_grad():
+            inputs = {name: tensor.to(model.device) for name, tensor in batch.items()}
+            return torch.softmax(model(**inputs).logits.float(), dim=-1).cpu()
+
+    def decode(self, prepared: Prepared, outputs: list[torch.Tensor]) -> list[dict[str, Any]]:
+        """Entities of each raw text as {text, type, start, end, score}; `end` is exclusive.
+
+        Words are the tokenizer's own pre-tokenized words (whitespace and punctuation
+        split, each CJK character a word); each word takes its first sub-token's tag,
+        and invalid tag sequences are repaired the conlleval way before spans are read.
+        """
+        results: list[dict[str, Any]] = [{}] * prepared.count
+        for rows, extra, probabilities in zip(prepared.rows, prepared.extra, outputs, strict=True):
+            for position, row in enumerate(rows):
+                results[row] = self._entities(
+                    extra["texts"][position],
+                    extra["word_ids"][position],
+                    extra["offsets"][position],
+                    probabilities[position],
+                )
         return results
 
     def _entities(

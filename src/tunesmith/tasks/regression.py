@@ -13,22 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
-from tunesmith.tasks.encoding import sequence_logits, tokenize
+from tunesmith.tasks import TASKS
+from tunesmith.tasks.sequence import SequenceTask
 
 if TYPE_CHECKING:
     import datasets
 
 
-class RegressionTask:
+class RegressionTask(SequenceTask):
+    info = TASKS["regression"]
     main_metric = "pearson"
     metric_names = ["loss", "pearson", "spearman", "mse", "rmse", "mae"]
 
     def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.options = cfg.regression
         state = state or {}
         self.names: list[str] = list(state.get("names", [cfg.data.label_column]))
@@ -56,24 +57,13 @@ class RegressionTask:
         targets = [(value - self.shift) / self.scale for value in _floats(split, source)]
         return split.remove_columns("label").add_column("labels", targets)
 
-    def tokenize(self, split: datasets.Dataset, tokenizer: Any, training: bool) -> datasets.Dataset:
-        return tokenize(split, tokenizer, self.cfg.training.max_length, self.cfg.training.truncation_side)
-
-    def collator(self, tokenizer: Any) -> DataCollatorWithPadding:
-        return DataCollatorWithPadding(tokenizer)
-
-    def load_model(self, backbone: str) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(
-            backbone,
-            num_labels=1,
-            problem_type="regression",
-            id2label={0: self.names[0]},
-            label2id={self.names[0]: 0},
-            dtype=torch.float32,
-        )
-
-    def load_trained(self, path: Path) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(path)
+    def head_options(self) -> dict[str, Any]:
+        return {
+            "num_labels": 1,
+            "problem_type": "regression",
+            "id2label": {0: self.names[0]},
+            "label2id": {self.names[0]: 0},
+        }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         predicted, targets = logits.float().squeeze(-1), targets.float()
@@ -110,14 +100,9 @@ class RegressionTask:
             "mae": float(np.mean(np.abs(error))),
         }
 
-    def predict(
-        self, model: PreTrainedModel, tokenizer: Any, texts: list[str], pairs: list[str] | None, batch_size: int
-    ) -> list[dict[str, Any]]:
-        """One {value} per text (pair), in the targets' units."""
-        logits = sequence_logits(
-            model, tokenizer, texts, pairs, self.cfg.training.max_length, batch_size, self.cfg.data.average_pair_orders
-        )
-        return [{"value": float(v) * self.scale + self.shift} for v in logits.squeeze(-1).tolist()]
+    def result(self, logits: list[float]) -> dict[str, Any]:
+        """{value}, in the targets' units."""
+        return {"value": float(logits[0]) * self.scale + self.shift}
 
 
 def _floats(split: datasets.Dataset, source: Path) -> list[float]:

@@ -1,0 +1,1 @@
+"""Recipes: each a readable sequence of the stages in stages/, one module per recipe."""

@@ -1,0 +1,75 @@
+"""Data: read the files into splits and encode their labels, then tokenize.
+
+`read_data` checks the data (columns, labels, the metric the labels allow) and writes
+nothing, so that it runs before the run folder exists. `tokenize_splits` fills the
+tokenization cache; one process writes it and the others read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tunesmith.config import RunConfig
+from tunesmith.data import augment
+from tunesmith.data.splits import load_splits
+from tunesmith.errors import UserError
+from tunesmith.tasks import reading_options
+from tunesmith.tasks.protocol import Task
+
+if TYPE_CHECKING:
+    import datasets
+
+    from tunesmith.stages.plan import Plan
+
+EVALUATION_SPLITS = ("validation", "test")
+
+
+@dataclass
+class TokenizedData:
+    """Model inputs per split, and the evaluation splits' pairs in the other order (to average both)."""
+
+    splits: dict[str, datasets.Dataset]
+    swapped: dict[str, datasets.Dataset] = field(default_factory=dict)
+
+
+def read_data(plan: Plan) -> dict[str, datasets.Dataset]:
+    """train, validation and test, each with a checked `labels` column of model targets."""
+    cfg, task = plan.cfg, plan.task
+    data = load_splits(cfg.data, cfg.training.seed, **reading_options(cfg))
+    task.fit_labels(data.splits["train"], data.sources["train"])
+    check_metric(cfg, task)
+    splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
+    if cfg.data.swap_pairs:
+        splits["train"] = augment.swap_pairs(splits["train"])
+    return splits
+
+
+def check_metric(cfg: RunConfig, task: Task) -> None:
+    wanted = cfg.training.metric_for_best
+    if wanted is not None and wanted not in task.metric_names:
+        raise UserError(
+            f'training.metric_for_best "{wanted}" is not a {cfg.task} metric. '
+            f"Choose one of: {', '.join(task.metric_names)}."
+        )
+
+
+def tokenize_splits(plan: Plan, splits: dict[str, datasets.Dataset]) -> TokenizedData:
+    tokenized = TokenizedData({})
+    with plan.accelerator.main_process_first():
+        for name, split in splits.items():
+            encoded, swapped = tokenize_split(plan.cfg, plan.task, plan.tokenizer, split, training=name == "train")
+            tokenized.splits[name] = encoded
+            if swapped is not None and name in EVALUATION_SPLITS:
+                tokenized.swapped[name] = swapped
+    return tokenized
+
+
+def tokenize_split(
+    cfg: RunConfig, task: Task, tokenizer: Any, split: datasets.Dataset, training: bool
+) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """One split's model inputs; for evaluation with `data.average_pair_orders`, also the pairs swapped."""
+    encoded = task.tokenize(split, tokenizer, training)
+    if training or not cfg.data.average_pair_orders:
+        return encoded, None
+    return encoded, task.tokenize(augment.swapped(split), tokenizer, False)

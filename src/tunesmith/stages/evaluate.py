@@ -1,0 +1,85 @@
+"""Evaluate: the task's fitting on validation outputs once training is over, then scores on
+validation and test, and the training figures of metrics.json."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tunesmith.stages.data import EVALUATION_SPLITS, TokenizedData
+from tunesmith.tasks.encoding import count_truncated
+from tunesmith.tasks.protocol import Task
+from tunesmith.train.batching import eval_loader
+from tunesmith.train.loop import TrainSummary, collect, evaluate
+from tunesmith.train.measure import parameter_counts, peak_memory_mb
+
+if TYPE_CHECKING:
+    import datasets
+
+    from tunesmith.stages.plan import Plan
+
+
+def evaluate_splits(plan: Plan, model: nn.Module, data: TokenizedData) -> dict[str, Any]:
+    """Metrics per evaluation split, after the task has fitted what it fits on validation."""
+    task, accelerator = plan.task, plan.accelerator
+    loaders = {
+        name: evaluation_loader(plan, data.splits[name], data.swapped.get(name))
+        for name in EVALUATION_SPLITS
+        if name in data.splits
+    }
+    validation = None
+    if "validation" in loaders:
+
+        def validation() -> tuple[list, list]:
+            predicted, targets, _ = collect(model, loaders["validation"], accelerator, task)
+            return predicted, targets
+
+    task.after_training(validation)
+    return {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
+
+
+def evaluation_loader(plan: Plan, encoded: datasets.Dataset, swapped: datasets.Dataset | None) -> DataLoader:
+    return prepared_loader(
+        plan.task, plan.tokenizer, encoded, swapped, plan.cfg.training.eval_batch_size, plan.accelerator
+    )
+
+
+def prepared_loader(
+    task: Task,
+    tokenizer: Any,
+    encoded: datasets.Dataset,
+    swapped: datasets.Dataset | None,
+    batch_size: int,
+    accelerator: Accelerator,
+) -> DataLoader:
+    """Batches of one split for `evaluate`, shared out among the processes."""
+    loader = eval_loader(encoded, task.collator(tokenizer), batch_size, accelerator.num_processes, swapped=swapped)
+    return accelerator.prepare(loader)
+
+
+def training_figures(plan: Plan, summary: TrainSummary, model: nn.Module, data: TokenizedData) -> dict[str, Any]:
+    """The `training` section of metrics.json: cost, size and data counts of the run."""
+    accelerator, max_length = plan.accelerator, plan.cfg.training.max_length
+    return {
+        "steps": summary.steps,
+        "epochs": summary.epochs,
+        "train_time_s": round(summary.train_time_s, 3),
+        # Validation during training; part of train_time_s, left out of the speeds.
+        "eval_time_s": round(summary.eval_time_s, 3),
+        "samples_per_s": round(summary.samples_per_s, 2),
+        "tokens_per_s": round(summary.tokens_per_s, 1),
+        "peak_memory_mb": round(peak_memory_mb(accelerator.device), 1),
+        **parameter_counts(model),
+        "best_step": summary.best_step,
+        "best_metric": summary.best_metric,
+        "stopped_early": summary.stopped_early,
+        "examples": {name: len(split) for name, split in data.splits.items()},
+        # Examples whose tokens reached max_length, i.e. were (or may have been) cut.
+        "truncated": {name: count_truncated(split, max_length) for name, split in data.splits.items()},
+        "processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "device": str(accelerator.device),
+    }

@@ -1,0 +1,116 @@
+"""Plan: every check on the config, the model and the run folder, before anything is written.
+
+`plan_run` only reads: a config that cannot work, a model that cannot load, or a folder
+that must not be replaced is refused here, so that bad input leaves nothing behind. The
+data is checked next (stages/data.py `read_data`), also before the run folder exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase
+
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError
+from tunesmith.models.backbones import check_loadable, load_tokenizer
+from tunesmith.runs import RunFolder, resume_point
+from tunesmith.strategies import Strategy, check_backbone_supports, get_strategy
+from tunesmith.tasks import get_task
+from tunesmith.tasks.protocol import Task
+from tunesmith.train.accelerator import make_accelerator
+from tunesmith.train.checkpoints import Checkpoint, sharded
+from tunesmith.train.precision import resolve_precision
+
+
+@dataclass
+class Plan:
+    """What a run will do, checked: the parts every later stage builds on."""
+
+    cfg: RunConfig
+    task: Task
+    strategy: Strategy
+    accelerator: Accelerator
+    backbone: str
+    tokenizer: PreTrainedTokenizerBase
+    # Replace the run folder if one is there (checked by `check_run_folder`).
+    overwrite: bool = False
+    # The checkpoint to resume from (None: a new run), and why others were passed over.
+    checkpoint: Checkpoint | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run folder (the main one; the others train alongside)."""
+        return self.accelerator.is_main_process
+
+
+def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> Plan:
+    task = get_task(cfg)
+    strategy = get_strategy(cfg, task)
+    training = cfg.training
+    accelerator = make_accelerator(
+        training.gradient_accumulation_steps,
+        # Gradual unfreezing leaves layers without gradients for a while, which DDP must be told.
+        unused_parameters=strategy.before_step is not None,
+        mixed_precision=resolve_precision(training.mixed_precision),
+        compile=training.compile,
+    )
+    check_parallelism(strategy, accelerator)
+    # Every process checks the folder before the main one writes to it, so all decide alike.
+    checkpoint, skipped = check_run_folder(cfg, overwrite, resume)
+    accelerator.wait_for_everyone()
+    backbone = check_loadable(cfg.model)
+    task.check_backbone(backbone)
+    check_backbone_supports(cfg, backbone)
+    tokenizer = load_tokenizer(backbone)
+    return Plan(cfg, task, strategy, accelerator, backbone, tokenizer, overwrite, checkpoint, skipped)
+
+
+def check_parallelism(strategy: Strategy, accelerator: Accelerator) -> None:
+    if sharded(accelerator) and strategy.saved_as != "model":
+        raise UserError(
+            f"strategy {strategy.name} under FSDP is not supported yet: its adapter would be saved from one "
+            "process's shard. Launch it with plain data parallelism (no FSDP config), or use full, freeze, "
+            "layerwise or bitfit."
+        )
+
+
+def check_run_folder(cfg: RunConfig, overwrite: bool, resume: bool) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint to resume from, if any; else the folder must be new, or replaceable with `overwrite`."""
+    checkpoint, skipped = resume_point(cfg.run_dir(), overwrite, resume)
+    if checkpoint is not None:
+        check_same_config(cfg, cfg.run_dir())
+    else:
+        RunFolder.check_replaceable(cfg.run_dir(), overwrite)
+    return checkpoint, skipped
+
+
+def check_same_config(cfg: RunConfig, run_dir: Path) -> None:
+    """A run resumes only with the settings it started with: a changed schedule or data order is a different run."""
+    try:
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        saved = None
+    current = yaml.safe_load(yaml.safe_dump(cfg.resolved().model_dump(mode="json")))
+    changes = _differences(saved, current) if isinstance(saved, dict) else ["config.yaml is missing or unreadable"]
+    if changes:
+        raise UserError(
+            f"{run_dir} holds a checkpoint of a run with other settings ({'; '.join(changes[:5])}). "
+            "Resume with the settings it started with, or pass --overwrite to start a new run there."
+        )
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        before, after = saved.get(key), current.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changes.append(f"{prefix}{key}: {before!r} then, {after!r} now")
+    return changes

@@ -8,6 +8,7 @@ it a reloaded adapter would sit under a random head.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,66 +79,91 @@ def _takes_past_key_values(backbone_path: str) -> bool:
     return "past_key_values" in inspect.signature(base_class.forward).parameters
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What every method's config needs besides its own options."""
+
+    task_type: TaskType
+    # Modules that train whole beside the adapter, saved with it: the pooler and what the task adds.
+    whole: list[str]
+    # What the task adds alone (for LoRA on chosen layers, the pooler stays frozen too).
+    new: list[str]
+
+
 def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int, task: Task) -> PeftConfig:
-    task_type = TaskType[task.info.peft_task_type]
     # peft adds the classifier itself; the pooler (untrained in sentence-embedding checkpoints) joins it.
     # Named by its linear layer: peft's IA3 cannot unmerge a saved module that is not a layer itself.
     pooler = getattr(backbone(model), "pooler", None)
     head = ["pooler.dense"] if isinstance(getattr(pooler, "dense", None), nn.Linear) else []
-    case_types = task.new_trainable_modules()
-    head += case_types
-    method = cfg.strategy
-    if method == "lora":
-        options = cfg.lora
-        return LoraConfig(
-            task_type=task_type,
-            r=options.rank,
-            lora_alpha=options.alpha,
-            lora_dropout=options.dropout,
-            target_modules=options.target_modules or backbone_linear_layers(model),
-            modules_to_save=(head if options.target_modules else case_types) or None,
-            use_dora=options.use_dora,
-            bias=options.bias,
-        )
-    if method == "adalora":
-        options = cfg.adalora
-        return AdaLoraConfig(
-            task_type=task_type,
-            init_r=options.initial_rank,
-            target_r=options.target_rank,
-            lora_alpha=options.alpha,
-            lora_dropout=options.dropout,
-            target_modules=options.target_modules,
-            total_step=total_steps,
-            tinit=int(options.warmup_fraction * total_steps),
-            tfinal=int(options.final_fraction * total_steps),
-            modules_to_save=head or None,
-        )
-    if method == "ia3":
-        options = cfg.ia3
-        return IA3Config(
-            task_type=task_type,
-            target_modules=options.target_modules,
-            feedforward_modules=options.feedforward_modules,
-            modules_to_save=head or None,
-        )
-    options = getattr(cfg, method)
-    if method == "prefix":
-        # With encoder_hidden_size, the prefixes come out of a small MLP (the paper's reparametrisation).
-        projection = {"prefix_projection": True, "encoder_hidden_size": options.encoder_hidden_size}
-        return PrefixTuningConfig(
-            task_type=task_type,
-            num_virtual_tokens=options.virtual_tokens,
-            modules_to_save=head or None,
-            **(projection if options.encoder_hidden_size else {}),
-        )
-    if method == "ptuning":
-        return PromptEncoderConfig(
-            task_type=task_type,
-            num_virtual_tokens=options.virtual_tokens,
-            encoder_hidden_size=options.encoder_hidden_size or 128,
-            modules_to_save=head or None,
-        )
+    new = task.new_trainable_modules()
+    trained = _Trained(TaskType[task.info.peft_task_type], head + new, new)
+    return _CONFIGS[cfg.strategy](model, cfg, total_steps, trained)
+
+
+def _lora(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.lora
+    return LoraConfig(
+        task_type=trained.task_type,
+        r=options.rank,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=options.target_modules or backbone_linear_layers(model),
+        modules_to_save=(trained.whole if options.target_modules else trained.new) or None,
+        use_dora=options.use_dora,
+        bias=options.bias,
+    )
+
+
+def _adalora(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.adalora
+    return AdaLoraConfig(
+        task_type=trained.task_type,
+        init_r=options.initial_rank,
+        target_r=options.target_rank,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=options.target_modules,
+        total_step=total_steps,
+        tinit=int(options.warmup_fraction * total_steps),
+        tfinal=int(options.final_fraction * total_steps),
+        modules_to_save=trained.whole or None,
+    )
+
+
+def _ia3(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.ia3
+    return IA3Config(
+        task_type=trained.task_type,
+        target_modules=options.target_modules,
+        feedforward_modules=options.feedforward_modules,
+        modules_to_save=trained.whole or None,
+    )
+
+
+def _prefix(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.prefix
+    # With encoder_hidden_size, the prefixes come out of a small MLP (the paper's reparametrisation).
+    projection = {"prefix_projection": True, "encoder_hidden_size": options.encoder_hidden_size}
+    return PrefixTuningConfig(
+        task_type=trained.task_type,
+        num_virtual_tokens=options.virtual_tokens,
+        modules_to_save=trained.whole or None,
+        **(projection if options.encoder_hidden_size else {}),
+    )
+
+
+def _ptuning(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.ptuning
+    return PromptEncoderConfig(
+        task_type=trained.task_type,
+        num_virtual_tokens=options.virtual_tokens,
+        encoder_hidden_size=options.encoder_hidden_size or 128,
+        modules_to_save=trained.whole or None,
+    )
+
+
+def _prompt(model: nn.Module, cfg: RunConfig, total_steps: int, trained: _Trained) -> PeftConfig:
+    options = cfg.prompt
     initial = {}
     if options.init_text:
         initial = {
@@ -146,8 +172,21 @@ def peft_config(model: nn.Module, cfg: RunConfig, total_steps: int, task: Task) 
             "tokenizer_name_or_path": model.config.name_or_path,
         }
     return PromptTuningConfig(
-        task_type=task_type, num_virtual_tokens=options.virtual_tokens, modules_to_save=head or None, **initial
+        task_type=trained.task_type,
+        num_virtual_tokens=options.virtual_tokens,
+        modules_to_save=trained.whole or None,
+        **initial,
     )
+
+
+_CONFIGS = {
+    "lora": _lora,
+    "adalora": _adalora,
+    "ia3": _ia3,
+    "prefix": _prefix,
+    "ptuning": _ptuning,
+    "prompt": _prompt,
+}
 
 
 def backbone_linear_layers(model: nn.Module) -> list[str]:

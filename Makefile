@@ -25,9 +25,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
-# Everything but the tests that train the real bundled model (marked integration).
+# Everything but the tests that train the real bundled model (integration) and those that
+# launch processes, compile or train many times (slow); the full suite runs them all.
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -m "not integration"
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -m "not integration and not slow" --durations=10
 
 # The whole suite on the newest releases the declared ranges allow, ignoring the lock; it
 # leaves what it installed in $(LATEST)/freeze.txt. An upgrade is deliberate: if it passes,

@@ -253,6 +253,7 @@ def test_disk_full_when_saving_the_model_keeps_the_checkpoints_to_resume_from(
     assert run.metrics["training"]["steps"] == 3 * 8 and (run_dir / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # torch.compile takes most of a minute
 def test_compiled_model_trains_like_the_eager_one_and_saves_plain_weights(tiny_config: dict, tmp_path: Path) -> None:
     import json
 

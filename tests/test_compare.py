@@ -22,6 +22,7 @@ def tunesmith(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # trains once per strategy
 def test_compare_trains_each_strategy_and_tabulates_them(tiny_config: dict, tmp_path: Path) -> None:
     config = write_config(tiny_config, tmp_path)
     out = tmp_path / "cmp"

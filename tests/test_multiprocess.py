@@ -13,6 +13,9 @@ import pytest
 
 from tests.conftest import write_sentiment_csv
 
+# Each test launches two training processes under torchrun.
+pytestmark = pytest.mark.slow
+
 
 def cpu_processes_env(tmp_path: Path) -> dict[str, str]:
     # No visible GPU: these tests are about CPU processes, also on a machine with one GPU,

@@ -22,6 +22,9 @@ import pytest
 
 from tests.conftest import write_sentiment_csv
 
+# Each test launches and kills real training processes (tens of seconds).
+pytestmark = pytest.mark.slow
+
 # 64 training rows, batch 4: 16 steps per epoch, 64 in all; a checkpoint every 3 steps
 # and at each epoch end (where validation runs).
 SETTINGS = [

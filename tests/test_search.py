@@ -16,6 +16,7 @@ def write_config(tiny_config: dict, tmp_path: Path, **extra) -> Path:
     return path
 
 
+@pytest.mark.slow  # trains once per trial
 def test_search_starts_from_the_given_config_and_writes_the_best_one(tiny_config: dict, tmp_path: Path) -> None:
     space = {
         "training.learning_rate": {"low": 1e-4, "high": 5e-3, "log": True},

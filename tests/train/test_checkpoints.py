@@ -163,6 +163,7 @@ def test_resuming_under_deepspeed_is_refused_before_anything_loads(tmp_path: Pat
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+@pytest.mark.slow  # launches two processes
 def test_two_fsdp_processes_resume_exactly_from_their_gathered_optimizer_state(tmp_path: Path) -> None:
     # Two CPU processes shard a small model with FSDP2 (tests/train/fsdp_checkpoint_worker.py).
     result = tmp_path / "result.json"

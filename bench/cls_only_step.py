@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from tunesmith.models.backbones import resolve
-from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.speedups.first_token_layer import cls_only_last_layer
 
 
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:

@@ -27,12 +27,12 @@ from tunesmith.data import augment
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.evaluate import report
-from tunesmith.models.attention_dropout import use_word_dropout_attention
 from tunesmith.models.backbones import check_loadable, load_tokenizer
-from tunesmith.models.cls_only import cls_only_last_layer
-from tunesmith.models.dropout import cheaper_cpu_dropout
 from tunesmith.predictor import Predictor, load  # noqa: F401  (`load` is part of this API)
 from tunesmith.runs import RunFolder, resume_point
+from tunesmith.speedups.attention import use_word_dropout_attention
+from tunesmith.speedups.dropout import cheaper_cpu_dropout
+from tunesmith.speedups.first_token_layer import cls_only_last_layer
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated

@@ -13,8 +13,8 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
-from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.runs import check_finished, run_config
+from tunesmith.speedups.first_token_layer import cls_only_last_layer
 from tunesmith.tasks import get_task
 
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting

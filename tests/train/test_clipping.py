@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tests.train.test_embedding_gradient import two_copies
+from tests.speedups.test_embedding_gradient import two_copies
+from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
 from tunesmith.train.clipping import clip_gradients
-from tunesmith.train.embedding_gradient import keep_embedding_gradient
 
 
 def batch(seed: int = 1) -> dict:

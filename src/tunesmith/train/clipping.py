@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from tunesmith.train.embedding_gradient import KeptEmbeddingGradient
+from tunesmith.speedups.embedding_gradient import KeptEmbeddingGradient
 
 # torch's clip_grad_norm_ divides by norm + 1e-6: the same, so that the result is torch's.
 EPSILON = 1e-6

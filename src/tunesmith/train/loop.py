@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
+from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.clipping import clip_gradients
 from tunesmith.train.early_stopping import EarlyStopping
-from tunesmith.train.embedding_gradient import keep_embedding_gradient
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.signals import GracefulStop, StopRequested
 

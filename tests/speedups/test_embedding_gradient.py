@@ -3,7 +3,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-from tunesmith.train.embedding_gradient import keep_embedding_gradient
+from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
 
 
 def two_copies(tiny_model: str) -> tuple:

@@ -21,7 +21,7 @@ from transformers import AttentionInterface, AttentionMaskInterface, PreTrainedM
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
-from tunesmith.models.dropout import applies, word_dropout
+from tunesmith.speedups.dropout import applies, word_dropout
 
 NAME = "tunesmith_sdpa"
 

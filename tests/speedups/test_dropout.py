@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from tunesmith.models.dropout import WordDropout, cheaper_cpu_dropout
+from tunesmith.speedups.dropout import WordDropout, cheaper_cpu_dropout
 
 ELEMENTS = 1 << 22
 

@@ -8,9 +8,9 @@ from transformers import AutoModelForSequenceClassification
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from tests.conftest import write_tiny_bert
-from tunesmith.models import attention_dropout
-from tunesmith.models.attention_dropout import NAME, sdpa_with_word_dropout, use_word_dropout_attention
-from tunesmith.models.dropout import word_dropout
+from tunesmith.speedups import attention as attention_dropout
+from tunesmith.speedups.attention import NAME, sdpa_with_word_dropout, use_word_dropout_attention
+from tunesmith.speedups.dropout import word_dropout
 
 P = 0.25
 

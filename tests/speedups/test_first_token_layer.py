@@ -10,7 +10,7 @@ from transformers import (
     RobertaConfig,
 )
 
-from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.speedups.first_token_layer import cls_only_last_layer
 from tunesmith.train.activation_checkpointing import checkpoint_activations
 
 SIZES = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}

@@ -1,0 +1,1 @@
+"""CPU speed patches behind one switch (training.cpu_speedups)."""

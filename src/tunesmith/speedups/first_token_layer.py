@@ -11,7 +11,8 @@ was 1.15× to 1.25× faster at 14 and 30 tokens (bench/cls_only_step.py, bench/R
 
 The layer's own submodules do the work, so adapters, LoRA and IA3, which replace or wrap
 those submodules, apply unchanged; the weights and saved files are untouched. A call that
-passes a cache (prefix tuning) or encoder states runs the layer's usual forward.
+passes a cache (prefix tuning), under any of the names transformers releases have used, or
+encoder states runs the layer's usual forward.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ FIRST_TOKEN_HEADS = {
 }
 # flash attention takes 2-D padding masks with its own rules for a one-token query: left alone.
 ATTENTION_KINDS = ("sdpa", "eager")
+# transformers 5 passes a layer's cache as `cache`; 4.x as `past_key_values`, earlier `past_key_value`.
+CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
 
 
 def cls_only_last_layer(model: PreTrainedModel) -> bool:
@@ -59,7 +62,9 @@ def _first_position_forward(
 ) -> torch.Tensor:
     # Checkpointing wraps the class's forward, which this replaces: the last layer is then
     # stored, not recomputed; it holds about three token-wide tensors (input, keys, values).
-    if encoder_hidden_states is not None or kwargs.get("past_key_values") is not None:
+    # Positional arguments past these three are ones this does not know: the usual forward takes them.
+    passed = [encoder_hidden_states, *args, *(kwargs.get(name) for name in CACHE_ARGUMENTS)]
+    if any(argument is not None for argument in passed):
         return full_forward(hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
     attention = layer.attention.self
     batch = hidden_states.shape[0]

@@ -29,7 +29,6 @@ from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
-from tunesmith.train.clipping import clip_gradients
 from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.signals import GracefulStop, StopRequested
@@ -267,10 +266,7 @@ def fit(
                 loss = sums.sum() / counts.sum().clamp(min=1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm is not None:
-                    if one_cpu_process:  # no gradient scaler, nothing to gather across processes
-                        clip_gradients(model.parameters(), cfg.max_grad_norm, optimizer.optimizer, kept_gradient)
-                    else:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 if after_step is not None and accelerator.sync_gradients:
                     after_step(accelerator.unwrap_model(model), progress.step)

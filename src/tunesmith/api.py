@@ -30,9 +30,9 @@ from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.predictor import Predictor, load  # noqa: F401  (`load` is part of this API)
 from tunesmith.runs import RunFolder, resume_point
-from tunesmith.speedups.attention import use_word_dropout_attention
-from tunesmith.speedups.dropout import cheaper_cpu_dropout
-from tunesmith.speedups.first_token_layer import cls_only_last_layer
+from tunesmith.speedups.attention import use_sliced_mask_attention
+from tunesmith.speedups.dropout import use_sliced_mask_dropout
+from tunesmith.speedups.first_token_layer import first_token_last_layer
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
@@ -136,14 +136,14 @@ def finetune(
                 }
             set_seed(training.seed)
             model = task.load_model(backbone)
-            if training.cls_only_last_layer and cls_only_last_layer(model):
+            if training.cls_only_last_layer and first_token_last_layer(model):
                 logger.info("The last layer computes the first token only: the head reads nothing else")
             if training.gradient_checkpointing:
                 checkpoint_activations(model)
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
             if training.word_dropout:
-                cheaper_cpu_dropout(model)  # after prepare, so that LoRA's dropouts are swapped too
-                use_word_dropout_attention(model)
+                use_sliced_mask_dropout(model)  # after prepare, so that LoRA's dropouts are swapped too
+                use_sliced_mask_attention(model)
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(
                     "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "

@@ -154,7 +154,8 @@ class TrainingConfig(_Section):
     # Sequence heads that read only the first token (BERT, RoBERTa, XLM-R, ELECTRA): the last
     # layer computes that token alone; same logits and gradients, steps 1.15-1.25x faster on MiniLM.
     cls_only_last_layer: bool = True
-    # CPU dropout masks from 16-bit slices of 64-bit random words, not a float draw per element:
+    # CPU dropout masks from 16-bit slices of 64-bit random words (speedups/dropout.py, "sliced-mask
+    # dropout"; the key's name is older), not a float draw per element:
     # p rounded to 1/65536, expectation kept exact; forward and backward ~2x cheaper. Attention
     # dropout too, in attention written out instead of SDPA's unfused dropout path.
     word_dropout: bool = True

@@ -12,7 +12,7 @@ from transformers import (
 )
 
 from tunesmith.speedups import first_token_layer
-from tunesmith.speedups.first_token_layer import CACHE_ARGUMENTS, cls_only_last_layer
+from tunesmith.speedups.first_token_layer import CACHE_ARGUMENTS, first_token_last_layer
 from tunesmith.train.activation_checkpointing import checkpoint_activations
 
 SIZES = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
@@ -24,14 +24,14 @@ CONFIGS = {
 
 
 def pair(kind: str, attention: str = "sdpa") -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Two copies of one random sequence classifier, dropout off; the second made cls-only."""
+    """Two copies of one random sequence classifier, dropout off; the second's last layer first-token only."""
     torch.manual_seed(0)
     config = CONFIGS[kind](num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     config._attn_implementation = attention
     full = AutoModelForSequenceClassification.from_config(config)
     fast = AutoModelForSequenceClassification.from_config(config)
     fast.load_state_dict(full.state_dict())
-    assert cls_only_last_layer(fast)
+    assert first_token_last_layer(fast)
     return full, fast
 
 
@@ -129,7 +129,23 @@ def test_gradient_checkpointing_still_trains_the_same() -> None:
 
 def test_models_whose_head_reads_every_token_are_left_alone() -> None:
     tagger = BertForTokenClassification(CONFIGS["bert"]())
-    assert not cls_only_last_layer(tagger)
+    assert first_token_last_layer(tagger) is None
     assert "forward" not in vars(tagger.bert.encoder.layer[-1])
     decoder = BertForSequenceClassification(CONFIGS["bert"](is_decoder=True))
-    assert not cls_only_last_layer(decoder)
+    assert first_token_last_layer(decoder) is None
+
+
+def test_undo_restores_the_layers_own_forward() -> None:
+    full, _ = pair("bert")
+    undo = first_token_last_layer(full)
+    assert "forward" in vars(full.bert.encoder.layer[-1])
+    undo()
+    assert "forward" not in vars(full.bert.encoder.layer[-1])
+    assert full(**padded_batch(), output_hidden_states=True).hidden_states[-1].shape[1] == 9
+
+
+def test_a_classifier_inside_peft_is_found() -> None:
+    full, _ = pair("bert")
+    lora = get_peft_model(full, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query"]))
+    assert first_token_last_layer(lora) is not None
+    assert "forward" in vars(lora.base_model.model.bert.encoder.layer[-1])

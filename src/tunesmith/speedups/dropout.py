@@ -1,10 +1,9 @@
-"""Dropout on the CPU that draws one random word per four elements.
+"""Dropout on the CPU with masks from 16-bit slices of 64-bit random words.
 
-torch's CPU dropout draws a float per element from its Mersenne twister (`bernoulli_`), about
-7 ns an element on 2 cores: 6.5% of a MiniLM training step, as much as the optimizer. Here one
-64-bit draw from the same generator gives four 16-bit uniform integers, each compared with a
-threshold: about 1 ns an element, and 3.7 ns against 8.0 for forward and backward together
-(torch.autograd.grad over 448 x 384 floats). Backward keeps the mask as bytes.
+torch's CPU dropout draws a float per element from its Mersenne twister (`bernoulli_`), a
+sizeable share of a MiniLM training step on 2 cores. Here one 64-bit draw from the same
+generator gives four 16-bit uniform integers, each compared with a threshold: forward and
+backward together about twice as cheap (bench/RESULTS.md). Backward keeps the mask as bytes.
 
 An element is kept with probability 1 - round(p·65536)/65536, within 8e-6 of 1 - p, and kept
 elements are scaled by the inverse of that probability, so every output's expectation is its
@@ -15,6 +14,8 @@ torch's dropout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -22,21 +23,21 @@ from torch import nn
 LEVELS = 1 << 16
 
 
-class WordDropout(nn.Dropout):
+class SlicedMaskDropout(nn.Dropout):
     """nn.Dropout whose CPU training masks come from 16-bit slices of 64-bit random words."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or not applies(input, self.p) or self.inplace:
             return super().forward(input)
-        return word_dropout(input, self.p)
+        return sliced_mask_dropout(input, self.p)
 
 
 def applies(input: torch.Tensor, p: float) -> bool:
-    """Whether `word_dropout` takes `input` at rate `p`: a CPU tensor, with p not rounding to 0 or 1."""
+    """Whether `sliced_mask_dropout` takes `input` at rate `p`: a CPU tensor, with p not rounding to 0 or 1."""
     return input.device.type == "cpu" and round(p * LEVELS) not in (0, LEVELS)
 
 
-def word_dropout(input: torch.Tensor, p: float) -> torch.Tensor:
+def sliced_mask_dropout(input: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout of `input` at rate `p`, where `applies(input, p)`."""
     dropped = round(p * LEVELS)
     count = input.numel()
@@ -49,8 +50,7 @@ def word_dropout(input: torch.Tensor, p: float) -> torch.Tensor:
 
 class _KeepAndScale(torch.autograd.Function):
     """`input * keep * scale`, saving the boolean mask for backward: a byte per element where a
-    float noise tensor would keep four. On MiniLM at 32 x 64 tokens that is about 9 MB less per
-    layer; whole 3,000-row runs peaked 18 to 37 MB lower, at the same speed (0.98x to 1.01x)."""
+    float noise tensor would keep four (lower peak memory, same speed: bench/RESULTS.md)."""
 
     @staticmethod
     def forward(ctx, input: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
@@ -64,12 +64,42 @@ class _KeepAndScale(torch.autograd.Function):
         return grad.mul(keep).mul_(ctx.scale), None, None
 
 
-def cheaper_cpu_dropout(model: nn.Module) -> int:
-    """Swap every plain nn.Dropout in `model` for a WordDropout of the same p; returns how many."""
-    swapped = 0
+def use_sliced_mask_dropout(model: nn.Module) -> Callable[[], None] | None:
+    """Swap every plain nn.Dropout in `model` for a SlicedMaskDropout of the same p; returns
+    what puts them back, or None where `model` has none."""
+    swapped: list[tuple[nn.Module, str, nn.Dropout]] = []
     for parent in model.modules():
         for name, child in parent.named_children():
             if type(child) is nn.Dropout:
-                setattr(parent, name, WordDropout(child.p, child.inplace).train(child.training))
-                swapped += 1
-    return swapped
+                setattr(parent, name, SlicedMaskDropout(child.p, child.inplace).train(child.training))
+                swapped.append((parent, name, child))
+    if not swapped:
+        return None
+
+    def undo() -> None:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+    return undo
+
+
+def check_statistics(p: float = 0.25, elements: int = 1 << 16) -> str | None:
+    """What is wrong with the masks this torch release draws, or None. In evaluation this dropout
+    is torch's, so a model's forward cannot test it: this tests its training masks directly,
+    on one small tensor. Each of the four slices of a word must keep 1 - p of its elements
+    (within 6 standard errors, so a correct mask fails once in 10^8 checks) and kept elements
+    must be scaled by the inverse of the kept probability. Draws from the default generator,
+    whose state the caller restores."""
+    dropped = round(p * LEVELS)
+    kept_probability = 1 - dropped / LEVELS
+    output = sliced_mask_dropout(torch.ones(elements), p)
+    kept = output != 0
+    if not torch.all(output[kept] == LEVELS / (LEVELS - dropped)):
+        return "kept elements are not scaled by the inverse of the kept probability"
+    per_slice = elements // 4
+    error = (kept_probability * (1 - kept_probability) / per_slice) ** 0.5
+    for offset in range(4):
+        share = kept[offset::4].float().mean().item()
+        if abs(share - kept_probability) > 6 * error:
+            return f"slice {offset} of the random words keeps {share:.4f} of its elements, not {kept_probability:.4f}"
+    return None

@@ -30,9 +30,7 @@ from tunesmith.evaluate import report
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.predictor import Predictor, load  # noqa: F401  (`load` is part of this API)
 from tunesmith.runs import RunFolder, resume_point
-from tunesmith.speedups.attention import use_sliced_mask_attention
-from tunesmith.speedups.dropout import use_sliced_mask_dropout
-from tunesmith.speedups.first_token_layer import first_token_last_layer
+from tunesmith.speedups import apply_speedups
 from tunesmith.strategies import Strategy, for_plain_transformers, get_strategy, mergeable, write_adapter
 from tunesmith.tasks import get_task
 from tunesmith.tasks.encoding import count_truncated
@@ -136,14 +134,10 @@ def finetune(
                 }
             set_seed(training.seed)
             model = task.load_model(backbone)
-            if training.cls_only_last_layer and first_token_last_layer(model):
-                logger.info("The last layer computes the first token only: the head reads nothing else")
             if training.gradient_checkpointing:
                 checkpoint_activations(model)
             model = strategy.prepare(model, planned_steps(len(encoded["train"]), training, accelerator.num_processes))
-            if training.word_dropout:
-                use_sliced_mask_dropout(model)  # after prepare, so that LoRA's dropouts are swapped too
-                use_sliced_mask_attention(model)
+            apply_speedups(model, training, accelerator.device)
             if cfg.task == "ner" and cfg.ner.word_case and not unused and not trains_case_types(model):
                 logger.warning(
                     "ner.word_case: strategy %s freezes the token-type embeddings, so the case types never "

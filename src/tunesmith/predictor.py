@@ -14,7 +14,7 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
 from tunesmith.runs import check_finished, run_config
-from tunesmith.speedups.first_token_layer import first_token_last_layer
+from tunesmith.speedups import apply_speedups
 from tunesmith.tasks import get_task
 
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting
@@ -53,10 +53,10 @@ class Predictor:
 
             base = task.load_model(check_loadable(config.model))
             model, source = load_adapter(base, adapter), adapter
-        if config.training.cls_only_last_layer:
-            first_token_last_layer(model)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
-        model.to(Accelerator().device).eval()
+        device = Accelerator().device
+        apply_speedups(model, config.training, device, training=False)
+        model.to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(source)
         tokenizer.truncation_side = config.training.truncation_side
         return cls(model, tokenizer, config, task)

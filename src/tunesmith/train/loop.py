@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
-from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
+from tunesmith.speedups import training_speedups
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
@@ -165,12 +165,7 @@ def fit(
     before_step = strategy.before_step if strategy else None
     after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    # Where a per-step 47 MB gradient costs page faults: one process on the CPU. DDP's gradient
-    # hooks and torch.compile keep the usual dense backward.
-    one_cpu_process = accelerator.device.type == "cpu" and processes == 1
-    kept_gradient = None
-    if one_cpu_process and not cfg.compile:
-        kept_gradient = keep_embedding_gradient(accelerator.unwrap_model(model))
+    speedups = training_speedups(model, cfg, accelerator)
     val_loader = None
     if evaluating:
         val_loader = accelerator.prepare(
@@ -212,8 +207,7 @@ def fit(
     )
 
     def run_evaluation() -> None:
-        if kept_gradient is not None:
-            kept_gradient.free()
+        speedups.before_evaluation()
         began = time.perf_counter()
         metrics = evaluate(model, val_loader, accelerator, task)
         progress.eval_time_s += time.perf_counter() - began
@@ -228,8 +222,7 @@ def fit(
         )
 
     def save_checkpoint() -> Path:
-        if kept_gradient is not None:
-            kept_gradient.free()
+        speedups.before_checkpoint()
         progress.tokens = int(tokens)
         progress.window_loss = float(window_loss)
         progress.train_time_s = trained_before + time.perf_counter() - session_start
@@ -256,8 +249,7 @@ def fit(
                 pending_rng = None
             if before_step is not None:
                 before_step(accelerator.unwrap_model(model), progress.step, steps_per_epoch)
-            if kept_gradient is not None:
-                kept_gradient.attach(batch["input_ids"])
+            speedups.before_micro_batch(batch)
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
                 sums, counts = task.loss(model(**batch).logits, labels)
@@ -325,8 +317,7 @@ def fit(
                 break
     bar.close()
     train_time = trained_before + time.perf_counter() - session_start
-    if kept_gradient is not None:
-        kept_gradient.release()
+    speedups.finished()
 
     unwrapped = accelerator.unwrap_model(model)
     if stopper.best_step is not None and stopper.best_step != progress.step:

@@ -115,9 +115,16 @@ def test_a_cache_under_any_of_its_names_takes_the_layers_usual_forward(name: str
     assert first_token_layer._first_position_forward(last, None, hidden, None, None, **{name: None}).shape[1] == 1
 
 
-def test_gradient_checkpointing_still_trains_the_same() -> None:
+@pytest.mark.parametrize("checkpointing_first", [False, True])
+def test_gradient_checkpointing_still_trains_the_same(checkpointing_first: bool) -> None:
     full, fast = pair("bert")
-    checkpoint_activations(fast)
+    if checkpointing_first:  # as finetune does: the speedups come after the strategy's prepare
+        undo = first_token_last_layer(fast)
+        undo()
+        checkpoint_activations(fast)
+        first_token_last_layer(fast)
+    else:
+        checkpoint_activations(fast)
     batch = padded_batch()
     full(**batch).loss.backward()
     fast(**batch).loss.backward()

@@ -1,8 +1,9 @@
-"""What the cls-only last layer saves per training step, with the noise of whole runs removed.
+"""What the first-token last layer saves per training step, with the noise of whole runs removed.
 
     python bench/cls_only_step.py
 
-Two copies of the bundled MiniLM classifier, one with `cls_only_last_layer`, take training
+Two copies of the bundled MiniLM classifier, one with `first_token_last_layer`
+(tunesmith.speedups.first_token_layer, applied alone and unchecked), take training
 steps (forward, backward, clipping, fused AdamW) on the same random batches of 32, in
 alternating blocks of 8 steps within one process, so that the machine's drift hits both
 alike. Prints the median step time of each and their ratio, per sequence length.
@@ -18,7 +19,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from tunesmith.models.backbones import resolve
-from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.speedups.first_token_layer import first_token_last_layer
 
 
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     full = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype=torch.float32)
     fast = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype=torch.float32)
     fast.load_state_dict(full.state_dict())
-    cls_only_last_layer(fast)
+    first_token_last_layer(fast)
     models = {"full": full, "cls_only": fast}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=5e-5, fused=True) for name, m in models.items()}
     for length in (int(n) for n in args.lengths.split(",")):

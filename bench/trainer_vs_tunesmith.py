@@ -23,8 +23,9 @@ Contestants:
   trainer          the Trainer with its defaults plus dynamic padding (DataCollatorWithPadding)
   trainer_grouped  the same with group_by_length sampling, its fastest setting
   tunesmith        `tunesmith.finetune` with the same hyperparameters
-  tunesmith_full   the same with training.cls_only_last_layer false: the last layer computes
-                   every token, as in the Trainer, to isolate what computing the first alone saves
+  tunesmith_full   the same with training.cpu_speedups false: none of tunesmith.speedups' patches
+                   (the last layer computes every token, as in the Trainer; torch's dropout; a
+                   dense embedding gradient), to isolate what they save together (huge pages stay)
   bare_loop        not a trainer: the recipe's arithmetic alone, for the ceiling any trainer can
                    reach here (forward, backward, clipping, fused AdamW, the schedule, over batches
                    collated before the clock starts and sorted by length across the whole set, the
@@ -143,14 +144,14 @@ def train_trainer(work: Path, grouped: bool, gpu: bool, seed: int) -> dict[str, 
     }
 
 
-def train_tunesmith(work: Path, seed: int, cls_only: bool) -> dict[str, Any]:
+def train_tunesmith(work: Path, seed: int, speedups: bool) -> dict[str, Any]:
     import tunesmith
 
     run = tunesmith.finetune(
         {
             "name": "tunesmith",
             "model": "minilm",
-            "output_dir": str(work / ("tunesmith" if cls_only else "tunesmith-full")),
+            "output_dir": str(work / ("tunesmith" if speedups else "tunesmith-full")),
             # No test split carved from train: both sides train on every row of train.tsv.
             "data": {"train": str(work / "train.tsv"), "validation": str(work / "dev.tsv"),
                      "text_column": "sentence", "test_split": 0},
@@ -158,7 +159,7 @@ def train_tunesmith(work: Path, seed: int, cls_only: bool) -> dict[str, Any]:
                 "epochs": RECIPE["epochs"], "batch_size": RECIPE["batch_size"],
                 "learning_rate": RECIPE["learning_rate"], "weight_decay": RECIPE["weight_decay"],
                 "warmup_ratio": RECIPE["warmup_ratio"], "max_length": RECIPE["max_length"],
-                "seed": seed, "save_steps": None, "logging_steps": 500, "cls_only_last_layer": cls_only,
+                "seed": seed, "save_steps": None, "logging_steps": 500, "cpu_speedups": speedups,
             },
         },
         overwrite=True,
@@ -269,7 +270,7 @@ def worker(name: str, work: Path, gpu: bool, seed: int) -> None:
     elif name == "trainer_grouped":
         result = train_trainer(work, grouped=True, gpu=gpu, seed=seed)
     elif name in ("tunesmith", "tunesmith_full"):
-        result = train_tunesmith(work, seed, cls_only=name == "tunesmith")
+        result = train_tunesmith(work, seed, speedups=name == "tunesmith")
     elif name == "bare_loop":
         result = train_bare_loop(work, gpu, seed)
     else:

@@ -319,7 +319,7 @@ def test_fsdp_without_gpus_is_reported_as_plain_data_parallelism(
     assert "FSDP needs GPUs" in caplog.text and "plain data parallelism" in caplog.text
 
 
-def test_the_last_layer_cls_only_trains_as_the_full_model_does(
+def test_the_cpu_speedups_train_as_the_plain_model_does(
     tiny_config: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
@@ -328,16 +328,16 @@ def test_the_last_layer_cls_only_trains_as_the_full_model_does(
         records = [json.loads(line) for line in (run.path / "history.jsonl").read_text().splitlines()]
         return [record["loss"] for record in records if "loss" in record]
 
-    applied = "computes the first token only"
-    caplog.set_level(logging.INFO, logger="tunesmith.stages.model")
-    tiny_config["output_dir"] = str(tmp_path / "cls-only")
+    applied = "CPU speedups applied: first_token_layer"
+    caplog.set_level(logging.INFO, logger="tunesmith.speedups")
+    tiny_config["output_dir"] = str(tmp_path / "speedups")
     fast = tunesmith.finetune(tiny_config)
     assert applied in caplog.text
     caplog.clear()
-    tiny_config["training"]["cls_only_last_layer"] = False
+    tiny_config["training"]["cpu_speedups"] = False
     tiny_config["output_dir"] = str(tmp_path / "full")
     full = tunesmith.finetune(tiny_config)
-    assert applied not in caplog.text
+    assert "CPU speedups applied" not in caplog.text
     assert len(losses(fast)) >= 6
     assert losses(fast) == pytest.approx(losses(full), abs=1e-4)
     assert fast.metrics["test"]["accuracy"] == full.metrics["test"]["accuracy"]

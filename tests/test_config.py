@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tunesmith.config import RunConfig, load_config, parse_assignment, validate_config
 from tunesmith.errors import UserError
@@ -117,3 +118,29 @@ def test_misspelt_strategy_lists_the_choices() -> None:
     with pytest.raises(UserError, match=r'"strategy": Input should be .*\'lora\'') as caught:
         validate_config({"data": {"train": "t.csv"}, "strategy": "lroa"}, "x")
     assert "bitfit" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("legacy", "speedups"),
+    [
+        ({"cls_only_last_layer": True, "word_dropout": True}, True),
+        ({"cls_only_last_layer": False, "word_dropout": True}, False),
+        ({"cls_only_last_layer": True, "word_dropout": False}, False),
+        ({"word_dropout": False}, False),
+        ({"cls_only_last_layer": True}, True),
+    ],
+)
+def test_an_old_run_folders_speedup_switches_map_to_cpu_speedups(tmp_path: Path, legacy: dict, speedups: bool) -> None:
+    from tunesmith.runs import run_config
+
+    # config.yaml as runs wrote it before training.cpu_speedups replaced the two switches.
+    resolved = RunConfig.model_validate({"data": {"train": "train.csv"}}).model_dump(mode="json")
+    del resolved["training"]["cpu_speedups"]
+    resolved["training"].update(legacy)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved))
+    assert run_config(tmp_path).training.cpu_speedups is speedups
+
+
+def test_cpu_speedups_given_with_a_legacy_switch_wins() -> None:
+    training = {"cpu_speedups": True, "word_dropout": False}
+    assert RunConfig.model_validate({"data": {"train": "t.csv"}, "training": training}).training.cpu_speedups

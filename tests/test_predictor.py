@@ -41,12 +41,12 @@ def test_on_a_gpu_predict_and_evaluate_run_there_and_agree_with_the_cpu(finished
     assert on_gpu.evaluate(sentiment_csv)["accuracy"] == pytest.approx(cpu_accuracy)
 
 
-def test_predictions_with_the_last_layer_cls_only_are_the_full_models(finished_run, sentiment_csv: Path) -> None:
+def test_predictions_with_the_first_token_last_layer_are_the_full_models(finished_run, sentiment_csv: Path) -> None:
     with open(sentiment_csv, newline="") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]
     predictor = tunesmith.load(finished_run.path)
     last = predictor.model.bert.encoder.layer[-1]
-    assert "forward" in vars(last)  # the run's default, cls_only_last_layer: true
+    assert "forward" in vars(last)  # the run's default, cpu_speedups: true
     fast = predictor.predict(texts)
     del last.forward
     for fast_row, full_row in zip(fast, predictor.predict(texts), strict=True):

@@ -7,9 +7,10 @@ tunesmith.load(run.path).predict(["a gorgeous, witty film"])
 
 from __future__ import annotations
 
-import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from tunesmith.speedups.huge_pages import ask_for_huge_pages
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
@@ -17,12 +18,8 @@ if TYPE_CHECKING:
     from tunesmith.predictor import Predictor, load
     from tunesmith.recipes.finetune import Run, finetune
 
-# torch's CPU allocator asks Linux for transparent huge pages for blocks of 2 MB and more when
-# this is set. It reads it once, at its first allocation, so it is set here, before anything
-# imports torch; a value of the user's, 0 included, is kept. A 47 MB gradient mapped in huge
-# pages is zeroed 12x faster than in 4 kB ones; whole MiniLM runs on 2 CPU cores trained 2%
-# faster with 100 MB less peak memory (bench/RESULTS.md).
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# Before anything imports torch: its allocator reads the setting once, at its first allocation.
+ask_for_huge_pages()
 
 # Each public name and its module, imported on first use: torch and transformers take
 # seconds to import, and `tunesmith --help` or a config typo should not wait for them.

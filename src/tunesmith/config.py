@@ -108,6 +108,10 @@ class DataConfig(_Section):
         return self
 
 
+# Replaced by training.cpu_speedups; still read from older run folders' config.yaml.
+LEGACY_SPEEDUP_SWITCHES = {"cls_only_last_layer", "word_dropout"}
+
+
 class TrainingConfig(_Section):
     """The optimisation recipe."""
 
@@ -153,13 +157,23 @@ class TrainingConfig(_Section):
     # torch.compile the model (dynamic shapes). On 2 CPU cores MiniLM took ~1.5 min to compile and
     # stepped no faster (bench/RESULTS.md); worth trying for long runs on a GPU.
     compile: bool = False
-    # Sequence heads that read only the first token (BERT, RoBERTa, XLM-R, ELECTRA): the last
-    # layer computes that token alone; same logits and gradients, steps 1.15-1.25x faster on MiniLM.
-    cls_only_last_layer: bool = True
-    # CPU dropout masks from 16-bit slices of 64-bit random words, not a float draw per element:
-    # p rounded to 1/65536, expectation kept exact; forward and backward ~2x cheaper. Attention
-    # dropout too, in attention written out instead of SDPA's unfused dropout path.
-    word_dropout: bool = True
+    # The CPU speed patches of tunesmith.speedups (docs/configuration.md): the first-token last
+    # layer, sliced-mask dropout and attention, the kept embedding gradient. Each applies only on
+    # the CPU, with a tested transformers release, and after its self-check; false: none.
+    cpu_speedups: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_speedup_switches(cls, data: object) -> object:
+        # Run folders from before cpu_speedups hold the two switches it replaced: either one off
+        # turns them all off, so that such a run predicts as it was trained.
+        if not isinstance(data, dict) or not LEGACY_SPEEDUP_SWITCHES & data.keys():
+            return data
+        data = dict(data)
+        legacy = [data.pop(key) for key in sorted(LEGACY_SPEEDUP_SWITCHES & data.keys())]
+        if "cpu_speedups" not in data:
+            data["cpu_speedups"] = all(legacy)
+        return data
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -13,8 +13,8 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
-from tunesmith.models.cls_only import cls_only_last_layer
 from tunesmith.runs import check_finished, run_config
+from tunesmith.speedups import apply_speedups
 from tunesmith.tasks import get_task, reading_options
 from tunesmith.tasks.protocol import Task
 
@@ -54,10 +54,10 @@ class Predictor:
 
             base = task.load_model(check_loadable(config.model))
             model, source = load_adapter(base, adapter), adapter
-        if config.training.cls_only_last_layer:
-            cls_only_last_layer(model)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
-        model.to(Accelerator().device).eval()
+        device = Accelerator().device
+        apply_speedups(model, config.training, device, training=False)
+        model.to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(source)
         tokenizer.truncation_side = config.training.truncation_side
         return cls(model, tokenizer, config, task)

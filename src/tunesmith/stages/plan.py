@@ -15,7 +15,7 @@ import yaml
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
-from tunesmith.config import RunConfig
+from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable, load_tokenizer
 from tunesmith.runs import RunFolder, resume_point
@@ -92,17 +92,23 @@ def check_run_folder(cfg: RunConfig, overwrite: bool, resume: bool) -> tuple[Che
 
 def check_same_config(cfg: RunConfig, run_dir: Path) -> None:
     """A run resumes only with the settings it started with: a changed schedule or data order is a different run."""
+    path = run_dir / "config.yaml"
     try:
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        # Read through the schema, so that a folder written before a setting was renamed compares by meaning.
+        saved = _comparable(validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path)))
+    except (OSError, yaml.YAMLError, UserError):
         saved = None
-    current = yaml.safe_load(yaml.safe_dump(cfg.resolved().model_dump(mode="json")))
+    current = _comparable(cfg.resolved())
     changes = _differences(saved, current) if isinstance(saved, dict) else ["config.yaml is missing or unreadable"]
     if changes:
         raise UserError(
             f"{run_dir} holds a checkpoint of a run with other settings ({'; '.join(changes[:5])}). "
             "Resume with the settings it started with, or pass --overwrite to start a new run there."
         )
+
+
+def _comparable(cfg: RunConfig) -> dict[str, Any]:
+    return yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json")))
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

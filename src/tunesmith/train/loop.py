@@ -25,12 +25,11 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
+from tunesmith.speedups import training_speedups
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
-from tunesmith.train.clipping import clip_gradients
 from tunesmith.train.early_stopping import EarlyStopping
-from tunesmith.train.embedding_gradient import keep_embedding_gradient
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.signals import GracefulStop, StopRequested
 
@@ -166,12 +165,7 @@ def fit(
     before_step = strategy.before_step if strategy else None
     after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    # Where a per-step 47 MB gradient costs page faults: one process on the CPU. DDP's gradient
-    # hooks and torch.compile keep the usual dense backward.
-    one_cpu_process = accelerator.device.type == "cpu" and processes == 1
-    kept_gradient = None
-    if one_cpu_process and not cfg.compile:
-        kept_gradient = keep_embedding_gradient(accelerator.unwrap_model(model))
+    speedups = training_speedups(model, cfg, accelerator)
     val_loader = None
     if evaluating:
         val_loader = accelerator.prepare(
@@ -213,8 +207,7 @@ def fit(
     )
 
     def run_evaluation() -> None:
-        if kept_gradient is not None:
-            kept_gradient.free()
+        speedups.before_evaluation()
         began = time.perf_counter()
         metrics = evaluate(model, val_loader, accelerator, task)
         progress.eval_time_s += time.perf_counter() - began
@@ -229,8 +222,7 @@ def fit(
         )
 
     def save_checkpoint() -> Path:
-        if kept_gradient is not None:
-            kept_gradient.free()
+        speedups.before_checkpoint()
         progress.tokens = int(tokens)
         progress.window_loss = float(window_loss)
         progress.train_time_s = trained_before + time.perf_counter() - session_start
@@ -257,8 +249,7 @@ def fit(
                 pending_rng = None
             if before_step is not None:
                 before_step(accelerator.unwrap_model(model), progress.step, steps_per_epoch)
-            if kept_gradient is not None:
-                kept_gradient.attach(batch["input_ids"])
+            speedups.before_micro_batch(batch)
             with accelerator.accumulate(model):
                 labels = batch.pop("labels")
                 sums, counts = task.loss(model(**batch).logits, labels)
@@ -267,10 +258,7 @@ def fit(
                 loss = sums.sum() / counts.sum().clamp(min=1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm is not None:
-                    if one_cpu_process:  # no gradient scaler, nothing to gather across processes
-                        clip_gradients(model.parameters(), cfg.max_grad_norm, optimizer.optimizer, kept_gradient)
-                    else:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 if after_step is not None and accelerator.sync_gradients:
                     after_step(accelerator.unwrap_model(model), progress.step)
@@ -329,8 +317,7 @@ def fit(
                 break
     bar.close()
     train_time = trained_before + time.perf_counter() - session_start
-    if kept_gradient is not None:
-        kept_gradient.release()
+    speedups.finished()
 
     unwrapped = accelerator.unwrap_model(model)
     if stopper.best_step is not None and stopper.best_step != progress.step:

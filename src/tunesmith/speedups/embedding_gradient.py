@@ -3,15 +3,18 @@
 A batch of 32 short sentences touches a few hundred of the vocabulary's rows, yet the embedding's
 dense backward allocates and zeroes a gradient for every row, every step: 30,522 x 384 floats
 (47 MB) on MiniLM. On the CPU a block that large is mapped afresh each time, page faults
-included: 20 to 24 ms a step in whole runs on 2 cores (torch.profiler), 14 with huge pages.
-With `sparse=True` the backward returns only the touched rows, and autograd adds them in place
-into a `.grad` that already exists. So this keeps one dense buffer attached as the weight's
-`.grad`, and before each step zeroes only the rows the previous step touched. Clipping and the
-optimizer see the same dense gradient as before (bit for bit; when accumulating micro-batches,
-to float rounding, since each one's rows add into the running sum).
+included, a visible share of each step (bench/RESULTS.md). With `sparse=True` the backward
+returns only the touched rows, and autograd adds them in place into a `.grad` that already
+exists. So this keeps one dense buffer attached as the weight's `.grad`, and before each step
+zeroes only the rows the previous step touched. Clipping and the optimizer see the same dense
+gradient as before (bit for bit; when accumulating micro-batches, to float rounding, since each
+one's rows add into the running sum), so torch's `clip_grad_norm_` measures it as it is.
 
 The buffer is freed before evaluations and checkpoints, where the dense path holds no gradient
 either, so that it does not add to the run's peak memory; the next step makes a new one.
+
+No self-check at apply time: an evaluation forward takes no gradient, so it would test nothing.
+tests/speedups/test_embedding_gradient.py trains with it and without, and compares.
 """
 
 from __future__ import annotations
@@ -46,14 +49,6 @@ class KeptEmbeddingGradient:
             self.touched.clear()
             weight.grad = self.buffer
         self.touched.append(input_ids.flatten())
-
-    def touched_gradient_rows(self) -> torch.Tensor | None:
-        """The gradient's rows that the micro-batches since the last zeroing touched, each once:
-        the only ones that can be non-zero, so the gradient's norm is theirs. None while the
-        buffer is not the weight's gradient."""
-        if self.buffer is None or self.embedding.weight.grad is not self.buffer or not self.touched:
-            return None
-        return self.buffer.index_select(0, self._touched_rows())
 
     def _touched_rows(self) -> torch.Tensor:
         return torch.cat(self.touched).unique()

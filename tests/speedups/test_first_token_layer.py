@@ -1,16 +1,18 @@
 import pytest
 import torch
-from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+from peft import LoraConfig, TaskType, get_peft_model
 from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
+    DynamicCache,
     ElectraConfig,
     RobertaConfig,
 )
 
-from tunesmith.models.cls_only import cls_only_last_layer
+from tunesmith.speedups import first_token_layer
+from tunesmith.speedups.first_token_layer import CACHE_ARGUMENTS, first_token_last_layer
 from tunesmith.train.activation_checkpointing import checkpoint_activations
 
 SIZES = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
@@ -22,14 +24,14 @@ CONFIGS = {
 
 
 def pair(kind: str, attention: str = "sdpa") -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Two copies of one random sequence classifier, dropout off; the second made cls-only."""
+    """Two copies of one random sequence classifier, dropout off; the second's last layer first-token only."""
     torch.manual_seed(0)
     config = CONFIGS[kind](num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     config._attn_implementation = attention
     full = AutoModelForSequenceClassification.from_config(config)
     fast = AutoModelForSequenceClassification.from_config(config)
     fast.load_state_dict(full.state_dict())
-    assert cls_only_last_layer(fast)
+    assert first_token_last_layer(fast)
     return full, fast
 
 
@@ -74,20 +76,55 @@ def test_lora_wraps_the_same_projections() -> None:
     torch.testing.assert_close(fast(**batch).logits, full(**batch).logits)
 
 
+def prefix_cache(config: BertConfig, batch: int, virtual_tokens: int = 3) -> DynamicCache:
+    """Keys and values of virtual tokens for every layer: what prefix tuning hands the model."""
+    generator = torch.Generator().manual_seed(1)
+    cache = DynamicCache(config=config)
+    heads, size = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    for layer in range(config.num_hidden_layers):
+        keys, values = (torch.randn(batch, heads, virtual_tokens, size, generator=generator) for _ in range(2))
+        cache.update(keys, values, layer)
+    return cache
+
+
 def test_prefix_tuning_runs_the_layers_usual_forward() -> None:
+    # Driven as peft's prefix tuning drives a model: the prefix as a cache, which transformers 5
+    # hands each layer as `cache=`, and the mask widened over the virtual tokens. (peft 0.21 itself
+    # refuses to prefix-tune a BERT classifier on transformers 5: it looks for `past_key_values`.)
+    # The first-token forward would attend to the prefix's keys without the mask's virtual tokens.
     full, fast = pair("bert")
-    prefix = PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=3)
-    torch.manual_seed(1)
-    full = get_peft_model(full, prefix)
-    torch.manual_seed(1)
-    fast = get_peft_model(fast, prefix)
     batch = padded_batch()
-    torch.testing.assert_close(fast(**batch).logits, full(**batch).logits)
+    mask = torch.cat([torch.ones(4, 3, dtype=torch.long), batch["attention_mask"]], dim=1)
+    outputs = [
+        model(input_ids=batch["input_ids"], attention_mask=mask, cache=prefix_cache(model.config, 4)).logits
+        for model in (full, fast)
+    ]
+    torch.testing.assert_close(outputs[1], outputs[0])
 
 
-def test_gradient_checkpointing_still_trains_the_same() -> None:
+@pytest.mark.parametrize("name", CACHE_ARGUMENTS)
+def test_a_cache_under_any_of_its_names_takes_the_layers_usual_forward(name: str) -> None:
+    _, fast = pair("bert")
+    last = fast.bert.encoder.layer[-1]
+    usual = []
+    hidden = torch.randn(2, 5, 16)
+    out = first_token_layer._first_position_forward(
+        last, lambda *args, **kwargs: usual.append(kwargs) or hidden, hidden, None, None, **{name: object()}
+    )
+    assert out is hidden and len(usual) == 1 and name in usual[0]
+    assert first_token_layer._first_position_forward(last, None, hidden, None, None, **{name: None}).shape[1] == 1
+
+
+@pytest.mark.parametrize("checkpointing_first", [False, True])
+def test_gradient_checkpointing_still_trains_the_same(checkpointing_first: bool) -> None:
     full, fast = pair("bert")
-    checkpoint_activations(fast)
+    if checkpointing_first:  # as finetune does: the speedups come after the strategy's prepare
+        undo = first_token_last_layer(fast)
+        undo()
+        checkpoint_activations(fast)
+        first_token_last_layer(fast)
+    else:
+        checkpoint_activations(fast)
     batch = padded_batch()
     full(**batch).loss.backward()
     fast(**batch).loss.backward()
@@ -99,7 +136,23 @@ def test_gradient_checkpointing_still_trains_the_same() -> None:
 
 def test_models_whose_head_reads_every_token_are_left_alone() -> None:
     tagger = BertForTokenClassification(CONFIGS["bert"]())
-    assert not cls_only_last_layer(tagger)
+    assert first_token_last_layer(tagger) is None
     assert "forward" not in vars(tagger.bert.encoder.layer[-1])
     decoder = BertForSequenceClassification(CONFIGS["bert"](is_decoder=True))
-    assert not cls_only_last_layer(decoder)
+    assert first_token_last_layer(decoder) is None
+
+
+def test_undo_restores_the_layers_own_forward() -> None:
+    full, _ = pair("bert")
+    undo = first_token_last_layer(full)
+    assert "forward" in vars(full.bert.encoder.layer[-1])
+    undo()
+    assert "forward" not in vars(full.bert.encoder.layer[-1])
+    assert full(**padded_batch(), output_hidden_states=True).hidden_states[-1].shape[1] == 9
+
+
+def test_a_classifier_inside_peft_is_found() -> None:
+    full, _ = pair("bert")
+    lora = get_peft_model(full, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query"]))
+    assert first_token_last_layer(lora) is not None
+    assert "forward" in vars(lora.base_model.model.bert.encoder.layer[-1])

@@ -6,16 +6,18 @@ computes every position, and all but the first are thrown away: their queries, a
 output projection and feed-forward, 10 of the layer's 12 d² matmuls per token. Here the last
 layer computes the first position only. Its keys and values still come from every position,
 so the logits and every gradient are the full model's, to float rounding; only dropout draws
-fewer random numbers. On MiniLM (6 layers) and 2 CPU cores a training step of 32 sequences
-was 1.15× to 1.25× faster at 14 and 30 tokens (bench/cls_only_step.py, bench/RESULTS.md).
+fewer random numbers. Training steps are faster by the share of the model that one layer is
+(bench/cls_only_step.py, bench/RESULTS.md).
 
 The layer's own submodules do the work, so adapters, LoRA and IA3, which replace or wrap
 those submodules, apply unchanged; the weights and saved files are untouched. A call that
-passes a cache (prefix tuning) or encoder states runs the layer's usual forward.
+passes a cache (prefix tuning), under any of the names transformers releases have used, or
+encoder states runs the layer's usual forward.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -33,19 +35,35 @@ FIRST_TOKEN_HEADS = {
 }
 # flash attention takes 2-D padding masks with its own rules for a one-token query: left alone.
 ATTENTION_KINDS = ("sdpa", "eager")
+# transformers 5 passes a layer's cache as `cache`; 4.x as `past_key_values`, earlier `past_key_value`.
+CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
 
 
-def cls_only_last_layer(model: PreTrainedModel) -> bool:
-    """Make the last encoder layer compute the first position only; False if `model` is not one
-    this applies to (another architecture or head, a decoder), which is then left as it was."""
-    config = model.config
-    if FIRST_TOKEN_HEADS.get(config.model_type) != type(model).__name__:
-        return False
-    if config.is_decoder or config._attn_implementation not in ATTENTION_KINDS:
-        return False
-    last = model.base_model.encoder.layer[-1]
+def first_token_last_layer(model: nn.Module) -> Callable[[], None] | None:
+    """Make the last encoder layer of the sequence classifier in `model` (itself, or wrapped by
+    peft) compute the first position only; returns what restores the layer's forward, or None
+    where this does not apply (another architecture or head, a decoder), leaving `model` as it was."""
+    classifier = next((m for m in model.modules() if _reads_the_first_token_only(m)), None)
+    if classifier is None:
+        return None
+    last = classifier.base_model.encoder.layer[-1]
     last.forward = partial(_first_position_forward, last, last.forward)
-    return True
+
+    def undo() -> None:
+        del last.forward  # the class's forward again
+
+    return undo
+
+
+def _reads_the_first_token_only(module: nn.Module) -> bool:
+    if not isinstance(module, PreTrainedModel):
+        return False
+    config = module.config
+    return (
+        FIRST_TOKEN_HEADS.get(config.model_type) == type(module).__name__
+        and not config.is_decoder
+        and config._attn_implementation in ATTENTION_KINDS
+    )
 
 
 def _first_position_forward(
@@ -59,7 +77,9 @@ def _first_position_forward(
 ) -> torch.Tensor:
     # Checkpointing wraps the class's forward, which this replaces: the last layer is then
     # stored, not recomputed; it holds about three token-wide tensors (input, keys, values).
-    if encoder_hidden_states is not None or kwargs.get("past_key_values") is not None:
+    # Positional arguments past these three are ones this does not know: the usual forward takes them.
+    passed = [encoder_hidden_states, *args, *(kwargs.get(name) for name in CACHE_ARGUMENTS)]
+    if any(argument is not None for argument in passed):
         return full_forward(hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
     attention = layer.attention.self
     batch = hidden_states.shape[0]

@@ -3,7 +3,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-from tunesmith.train.embedding_gradient import keep_embedding_gradient
+from tunesmith.config import TrainingConfig
+from tunesmith.speedups import training_speedups
+from tunesmith.speedups.embedding_gradient import keep_embedding_gradient
 
 
 def two_copies(tiny_model: str) -> tuple:
@@ -115,7 +117,7 @@ def test_a_run_with_the_kept_gradient_logs_the_dense_runs_losses(
     tiny_model: str, sentiment_csv, monkeypatch: pytest.MonkeyPatch, accumulation: int
 ) -> None:
     from tests.train.test_loop import train
-    from tunesmith.train import loop
+    from tunesmith.speedups import embedding_gradient
 
     used = []
 
@@ -123,11 +125,53 @@ def test_a_run_with_the_kept_gradient_logs_the_dense_runs_losses(
         used.append(keep_embedding_gradient(model))
         return used[-1]
 
-    monkeypatch.setattr(loop, "keep_embedding_gradient", spy)
+    monkeypatch.setattr(embedding_gradient, "keep_embedding_gradient", spy)
     _, _, kept_log = train(tiny_model, sentiment_csv, epochs=2, gradient_accumulation_steps=accumulation)
     assert used and used[0] is not None and not used[0].embedding.sparse  # released at the end
-    monkeypatch.setattr(loop, "keep_embedding_gradient", lambda model: None)
-    _, _, dense_log = train(tiny_model, sentiment_csv, epochs=2, gradient_accumulation_steps=accumulation)
+    _, _, dense_log = train(
+        tiny_model, sentiment_csv, epochs=2, gradient_accumulation_steps=accumulation, cpu_speedups=False
+    )
+    assert len(used) == 1  # the switch turned it off
     losses = [[entry["loss"] for entry in log if "loss" in entry] for log in (kept_log, dense_log)]
     assert len(losses[0]) >= 3
     assert losses[0] == (losses[1] if accumulation == 1 else pytest.approx(losses[1], rel=1e-6))
+
+
+def test_the_loops_hooks_keep_the_gradients_invariant(tiny_model: str) -> None:
+    from accelerate import Accelerator
+
+    _, model = two_copies(tiny_model)
+    speedups = training_speedups(model, TrainingConfig(), Accelerator(cpu=True))
+    assert speedups.applied == ["embedding_gradient"]
+    weight = model.get_input_embeddings().weight
+    first, second = batches(2)
+    speedups.before_micro_batch(first)
+    assert weight.grad is speedups.embedding_gradient.buffer
+    model(**first).loss.backward()
+    weight.grad = None  # the optimizer's zero_grad
+    speedups.before_evaluation()
+    assert speedups.embedding_gradient.buffer is None
+    speedups.before_micro_batch(second)
+    model(**second).loss.backward()
+    weight.grad = None
+    speedups.before_checkpoint()
+    assert speedups.embedding_gradient.buffer is None
+    speedups.before_micro_batch(first)
+    speedups.finished()
+    assert weight.grad is None and not model.get_input_embeddings().sparse
+
+
+@pytest.mark.parametrize("setting", ["switch off", "compile", "gpu"])
+def test_the_loops_hooks_do_nothing_where_the_kept_gradient_does_not_apply(tiny_model: str, setting: str) -> None:
+    from types import SimpleNamespace
+
+    _, model = two_copies(tiny_model)
+    cfg = TrainingConfig(cpu_speedups=setting != "switch off", compile=setting == "compile")
+    device = torch.device("cuda" if setting == "gpu" else "cpu")
+    accelerator = SimpleNamespace(device=device, num_processes=1, unwrap_model=lambda model: model)
+    speedups = training_speedups(model, cfg, accelerator)
+    assert speedups.embedding_gradient is None and speedups.applied == []
+    speedups.before_micro_batch(batches(1)[0])
+    speedups.before_evaluation()
+    speedups.finished()
+    assert model.get_input_embeddings().weight.grad is None and not model.get_input_embeddings().sparse

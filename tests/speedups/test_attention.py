@@ -8,9 +8,16 @@ from transformers import AutoModelForSequenceClassification
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from tests.conftest import write_tiny_bert
-from tunesmith.models import attention_dropout
-from tunesmith.models.attention_dropout import NAME, sdpa_with_word_dropout, use_word_dropout_attention
-from tunesmith.models.dropout import word_dropout
+from tunesmith.speedups import attention
+from tunesmith.speedups.attention import (
+    CHECK_NAME,
+    NAME,
+    sdpa_with_sliced_mask_dropout,
+    use_sliced_mask_attention,
+    written_out_for_the_check,
+    written_out_without_dropout,
+)
+from tunesmith.speedups.dropout import sliced_mask_dropout
 
 P = 0.25
 
@@ -38,13 +45,13 @@ def eager_with_noise(query, key, value, mask, noise) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("float_mask", [False, True])
-def test_it_is_eager_attention_with_a_word_dropout_mask(float_mask: bool) -> None:
+def test_it_is_eager_attention_with_a_sliced_mask(float_mask: bool) -> None:
     query, key, value, mask = inputs()
     given = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min) if float_mask else mask
     torch.manual_seed(3)
-    ours, weights = sdpa_with_word_dropout(Attention(), query, key, value, given, dropout=P)
+    ours, weights = sdpa_with_sliced_mask_dropout(Attention(), query, key, value, given, dropout=P)
     torch.manual_seed(3)  # the same draws, made into the noise that multiplies the probabilities
-    noise = word_dropout(torch.ones(3, 2, 7, 7), P)
+    noise = sliced_mask_dropout(torch.ones(3, 2, 7, 7), P)
     assert weights is None and (noise == 0).any()
     theirs = eager_with_noise(query, key, value, mask, noise)
     torch.testing.assert_close(ours, theirs)
@@ -58,11 +65,11 @@ def test_it_is_eager_attention_with_a_word_dropout_mask(float_mask: bool) -> Non
 def test_padded_keys_take_no_attention() -> None:
     query, key, value, mask = inputs()
     torch.manual_seed(4)
-    before, _ = sdpa_with_word_dropout(Attention(), query, key, value, mask, dropout=P)
+    before, _ = sdpa_with_sliced_mask_dropout(Attention(), query, key, value, mask, dropout=P)
     value = value.detach().clone()
     value[1, :, -2:] = 1e6
     torch.manual_seed(4)
-    after, _ = sdpa_with_word_dropout(Attention(), query, key, value, mask, dropout=P)
+    after, _ = sdpa_with_sliced_mask_dropout(Attention(), query, key, value, mask, dropout=P)
     assert torch.equal(before, after)
 
 
@@ -70,9 +77,9 @@ def test_a_causal_mask_that_is_given_is_followed() -> None:
     query, key, value, _ = inputs()
     causal = torch.ones(7, 7, dtype=torch.bool).tril().expand(3, 1, 7, 7)
     torch.manual_seed(5)
-    ours, _ = sdpa_with_word_dropout(Attention(causal=True), query, key, value, causal, dropout=P)
+    ours, _ = sdpa_with_sliced_mask_dropout(Attention(causal=True), query, key, value, causal, dropout=P)
     torch.manual_seed(5)
-    theirs = eager_with_noise(query, key, value, causal, word_dropout(torch.ones(3, 2, 7, 7), P))
+    theirs = eager_with_noise(query, key, value, causal, sliced_mask_dropout(torch.ones(3, 2, 7, 7), P))
     torch.testing.assert_close(ours, theirs)
 
 
@@ -89,7 +96,7 @@ def test_where_it_would_not_help_it_is_sdpa(case: str) -> None:
         module.num_key_value_groups = 2
     # SDPA's own dropout draws from the same generator: the same seed gives the same output.
     outputs = []
-    for function in (sdpa_with_word_dropout, sdpa_attention_forward):
+    for function in (sdpa_with_sliced_mask_dropout, sdpa_attention_forward):
         torch.manual_seed(6)
         outputs.append(function(module, query, key, value, mask, dropout=dropout)[0])
     assert torch.equal(*outputs)
@@ -106,7 +113,8 @@ def test_a_model_is_switched_and_saved_as_an_sdpa_model(
     model = AutoModelForSequenceClassification.from_pretrained(dropout_bert, num_labels=2)
     plain = AutoModelForSequenceClassification.from_pretrained(dropout_bert, num_labels=2)
     plain.load_state_dict(model.state_dict())
-    assert use_word_dropout_attention(model) == 1 and model.config._attn_implementation == NAME
+    undo = use_sliced_mask_attention(model)
+    assert undo is not None and model.config._attn_implementation == NAME
     ids = torch.randint(1000, 2000, (4, 9))
     mask = torch.ones_like(ids)
     mask[2, 6:] = 0
@@ -116,7 +124,7 @@ def test_a_model_is_switched_and_saved_as_an_sdpa_model(
         model(input_ids=ids, attention_mask=mask).logits, plain(input_ids=ids, attention_mask=mask).logits
     )
     drawn = []
-    monkeypatch.setattr(attention_dropout, "word_dropout", lambda x, p: drawn.append(p) or word_dropout(x, p))
+    monkeypatch.setattr(attention, "sliced_mask_dropout", lambda x, p: drawn.append(p) or sliced_mask_dropout(x, p))
     model.train()(input_ids=ids, attention_mask=mask)
     assert drawn == [0.3, 0.3]  # each of the two layers' attention probabilities
     model.save_pretrained(tmp_path)
@@ -124,4 +132,27 @@ def test_a_model_is_switched_and_saved_as_an_sdpa_model(
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert reloaded.config._attn_implementation == "sdpa"
     eager = AutoModelForSequenceClassification.from_pretrained(dropout_bert, attn_implementation="eager")
-    assert use_word_dropout_attention(eager) == 0 and eager.config._attn_implementation == "eager"
+    assert use_sliced_mask_attention(eager) is None and eager.config._attn_implementation == "eager"
+    undo()
+    assert model.config._attn_implementation == model.bert.config._attn_implementation == "sdpa"
+
+
+def test_the_checks_variant_is_the_written_out_formula_without_dropout_and_sdpas_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query, key, value, mask = inputs()
+    written = []
+    formula = attention._written_out
+    monkeypatch.setattr(attention, "_written_out", lambda *args: written.append(args[-1]) or formula(*args))
+    ours, _ = written_out_without_dropout(Attention(), query, key, value, mask, dropout=0.0)
+    assert written == [0.0]
+    theirs, _ = sdpa_attention_forward(Attention(), query, key, value, mask, dropout=0.0)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_within_the_check_a_switched_model_runs_the_checks_variant(dropout_bert: str) -> None:
+    model = AutoModelForSequenceClassification.from_pretrained(dropout_bert, num_labels=2)
+    use_sliced_mask_attention(model)
+    with written_out_for_the_check(model):
+        assert model.config._attn_implementation == model.bert.config._attn_implementation == CHECK_NAME
+    assert model.config._attn_implementation == model.bert.config._attn_implementation == NAME

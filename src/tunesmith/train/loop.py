@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import TrainingConfig
-from tunesmith.speedups import training_speedups
+from tunesmith.speedups import TrainingSpeedups, training_speedups
 from tunesmith.strategies import Strategy
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
@@ -134,6 +134,50 @@ def planned_steps(rows: int, cfg: TrainingConfig, processes: int) -> int:
     return cfg.max_steps or math.ceil(global_batches / cfg.gradient_accumulation_steps) * cfg.epochs
 
 
+@dataclass
+class Session:
+    """One call of `fit`: the parts Accelerate prepared, the schedule, and where training stands.
+
+    The tensors are kept on the device and read only when needed: reading them every step
+    would force a sync.
+    """
+
+    model: nn.Module
+    optimizer: Any
+    scheduler: Any
+    loader: DataLoader
+    sampler: Any
+    val_loader: DataLoader | None
+    task: Any
+    cfg: TrainingConfig
+    accelerator: Accelerator
+    log: LogFn
+    checkpoint_dir: Path
+    speedups: TrainingSpeedups
+    strategy: Strategy | None
+    steps_per_epoch: int
+    total_steps: int
+    progress: Progress
+    stopper: EarlyStopping
+    tokens: torch.Tensor
+    window_loss: torch.Tensor
+    # The RNG state to restore on resuming mid-epoch, once the skipping loader's iterator exists:
+    # creating it draws from the global generator, and the uninterrupted run drew that at the
+    # epoch's start.
+    pending_rng: Any = None
+    # Training time of the sessions before a resume, and when this one and its logging window began.
+    trained_before: float = 0.0
+    started: float = 0.0
+    window_started: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    def unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+
 def fit(
     model: nn.Module,
     train_set: datasets.Dataset,
@@ -159,181 +203,207 @@ def fit(
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
     loader, sampler = train_loader(train_set, collator, cfg.batch_size, cfg.seed, cfg.group_by_length, processes)
-    evaluating = validation_set is not None and cfg.evaluates
     rate_factor = strategy.rate_factor(model) if strategy and strategy.rate_factor else None
     optimizer = build_optimizer(model, cfg, rate_factor)
-    before_step = strategy.before_step if strategy else None
-    after_step = strategy.after_step if strategy else None
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    speedups = training_speedups(model, cfg, accelerator)
     val_loader = None
-    if evaluating:
+    if validation_set is not None and cfg.evaluates:
         val_loader = accelerator.prepare(
             eval_loader(validation_set, collator, cfg.eval_batch_size, processes, swapped=validation_swapped)
         )
-
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    # Stepped by hand once per optimizer step: a prepared scheduler would step once per process.
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
-    stopper = EarlyStopping(cfg.metric_for_best or task.main_metric, cfg.early_stopping_patience)
-    progress = Progress()
-    # The RNG state to restore on resuming: at once at an epoch boundary; mid-epoch only once the
-    # skipping loader's iterator exists, since creating it draws from the global generator, and the
-    # uninterrupted run drew that at the epoch's start.
-    pending_rng = None
+    session = Session(
+        model, optimizer,
+        # Stepped by hand once per optimizer step: a prepared scheduler would step once per process.
+        build_scheduler(optimizer, cfg, total_steps),
+        loader, sampler, val_loader, task, cfg, accelerator, log, checkpoint_dir,
+        training_speedups(model, cfg, accelerator), strategy, steps_per_epoch, total_steps, Progress(),
+        EarlyStopping(cfg.metric_for_best or task.main_metric, cfg.early_stopping_patience),
+        torch.tensor(0, dtype=torch.long, device=accelerator.device),
+        torch.tensor(0.0, dtype=torch.float32, device=accelerator.device),
+    )  # fmt: skip
     if resume is not None:
-        saved, pending_rng = checkpoints.restore(resume, model, optimizer, scheduler, accelerator)
-        progress = Progress(**saved)
-        stopper = EarlyStopping(**progress.early_stopping)
-        accelerator.step = progress.accumulation_step
-        if progress.batches_in_epoch == 0:
-            checkpoints.set_rng_state(pending_rng)
-            pending_rng = None
+        _restore(session, resume)
     checkpoints.remove_unfinished(checkpoint_dir)
+    _train(session, stop)
+    return session.unwrapped(), _finish(session)
 
-    # Kept on the device and read only when needed: reading them every step would force a sync.
-    tokens = torch.tensor(progress.tokens, dtype=torch.long, device=accelerator.device)
-    window_loss = torch.tensor(progress.window_loss, dtype=torch.float32, device=accelerator.device)
-    session_start = window_start = time.perf_counter()
-    trained_before = progress.train_time_s
+
+def _restore(session: Session, resume: checkpoints.Checkpoint) -> None:
+    """Weights, optimizer, schedule, progress and early stopping as the checkpoint saved them."""
+    s = session
+    saved, rng = checkpoints.restore(resume, s.model, s.optimizer, s.scheduler, s.accelerator)
+    s.progress = Progress(**saved)
+    s.stopper = EarlyStopping(**s.progress.early_stopping)
+    s.accelerator.step = s.progress.accumulation_step
+    s.tokens.fill_(s.progress.tokens)
+    s.window_loss.fill_(s.progress.window_loss)
+    s.trained_before = s.progress.train_time_s
+    if s.progress.batches_in_epoch == 0:  # at an epoch boundary: at once
+        checkpoints.set_rng_state(rng)
+    else:
+        s.pending_rng = rng
+
+
+def _train(session: Session, stop: GracefulStop | None) -> None:
+    s, progress = session, session.progress
     bar = tqdm(
-        total=total_steps,
+        total=s.total_steps,
         initial=progress.step,
         desc="Training",
-        disable=None if accelerator.is_local_main_process else True,
+        disable=None if s.accelerator.is_local_main_process else True,
         unit="step",
     )
-
-    def run_evaluation() -> None:
-        speedups.before_evaluation()
-        began = time.perf_counter()
-        metrics = evaluate(model, val_loader, accelerator, task)
-        progress.eval_time_s += time.perf_counter() - began
-        stopper.update(metrics, progress.step)
-        log(
-            {
-                "split": "validation",
-                "step": progress.step,
-                "epoch": round(progress.step / steps_per_epoch, 4),
-                **scalars(metrics),
-            }
-        )
-
-    def save_checkpoint() -> Path:
-        speedups.before_checkpoint()
-        progress.tokens = int(tokens)
-        progress.window_loss = float(window_loss)
-        progress.train_time_s = trained_before + time.perf_counter() - session_start
-        progress.accumulation_step = accelerator.step
-        progress.early_stopping = asdict(stopper)
-        saved = checkpoints.save(checkpoint_dir, asdict(progress), model, optimizer, scheduler, accelerator)
-        if accelerator.is_main_process:
-            checkpoints.prune(checkpoint_dir, cfg.save_total_limit, stopper.best_step)
-        return saved.path
-
-    finished = progress.step >= total_steps or stopper.should_stop
-    model.train()
-    while not finished and progress.epoch < epochs:
-        # Accelerate's loader keeps its own epoch count and hands it to the sampler on each pass;
-        # a resumed run must set both, or it would replay epoch 0's order.
-        loader.set_epoch(progress.epoch)
-        sampler.set_epoch(progress.epoch)
-        batches = loader
-        if progress.batches_in_epoch:
-            batches = accelerator.skip_first_batches(loader, progress.batches_in_epoch)
-        for batch in batches:
-            if pending_rng is not None:
-                checkpoints.set_rng_state(pending_rng)
-                pending_rng = None
-            if before_step is not None:
-                before_step(accelerator.unwrap_model(model), progress.step, steps_per_epoch)
-            speedups.before_micro_batch(batch)
-            with accelerator.accumulate(model):
-                labels = batch.pop("labels")
-                sums, counts = task.loss(model(**batch).logits, labels)
-                # Mean over examples (over tagged tokens for token tasks); a batch of only
-                # truncated-away tags counts as one so the loss stays finite.
-                loss = sums.sum() / counts.sum().clamp(min=1)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                if after_step is not None and accelerator.sync_gradients:
-                    after_step(accelerator.unwrap_model(model), progress.step)
-                optimizer.zero_grad(set_to_none=True)
-            progress.batches_in_epoch += 1
-            window_loss += loss.detach()
-            progress.window_batches += 1
-            progress.window_samples += labels.shape[0] * accelerator.num_processes
-            progress.samples += labels.shape[0] * accelerator.num_processes
-            tokens += batch["attention_mask"].sum() * accelerator.num_processes
-            if not accelerator.sync_gradients:
+    finished = progress.step >= s.total_steps or s.stopper.should_stop
+    s.started = s.window_started = time.perf_counter()
+    s.model.train()
+    while not finished and progress.epoch < s.epochs:
+        for batch in _epoch_batches(s):
+            _train_micro_batch(s, batch)
+            if not s.accelerator.sync_gradients:
                 continue
-            scheduler.step()
+            s.scheduler.step()
             progress.step += 1
-            step = progress.step
             bar.update(1)
-            epoch_end = progress.batches_in_epoch == len(loader)
-            last = step >= total_steps
-            if step % cfg.logging_steps == 0 or last:
-                now = time.perf_counter()
-                mean_loss = accelerator.reduce(window_loss / progress.window_batches, reduction="mean").item()
-                record = {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 4),
-                    "loss": mean_loss,
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    "samples_per_s": progress.window_samples / (now - window_start),
-                }
-                bar.set_postfix(
-                    loss=f"{mean_loss:.4f}",
-                    lr=f"{record['learning_rate']:.2e}",
-                    samples_s=f"{record['samples_per_s']:.0f}",
-                )
-                log(record)
-                window_loss.zero_()
-                progress.window_batches = progress.window_samples = 0
-                window_start = time.perf_counter()
-            evaluated = evaluating and (
-                bool(cfg.eval_steps and step % cfg.eval_steps == 0) or (cfg.eval_each_epoch and (epoch_end or last))
-            )
-            if evaluated:
-                run_evaluation()
-            if epoch_end:
-                progress.epoch += 1
-                progress.batches_in_epoch = 0
-            finished = last or stopper.should_stop
-            stopping = _stop_requested(stop, accelerator)
-            saved = None
-            if evaluated or epoch_end or finished or stopping or bool(cfg.save_steps and step % cfg.save_steps == 0):
-                saved = save_checkpoint()
-            if stopping:
-                bar.close()
-                # Another process may have got the signal; this one stops with SIGTERM's code then.
-                raise StopRequested((stop and stop.signum) or signal.SIGTERM, saved)
+            finished = _after_step(s, bar, stop)
             if finished:
                 break
     bar.close()
-    train_time = trained_before + time.perf_counter() - session_start
-    speedups.finished()
 
-    unwrapped = accelerator.unwrap_model(model)
+
+def _epoch_batches(session: Session) -> Any:
+    s, progress = session, session.progress
+    # Accelerate's loader keeps its own epoch count and hands it to the sampler on each pass;
+    # a resumed run must set both, or it would replay epoch 0's order.
+    s.loader.set_epoch(progress.epoch)
+    s.sampler.set_epoch(progress.epoch)
+    if not progress.batches_in_epoch:
+        return s.loader
+    return s.accelerator.skip_first_batches(s.loader, progress.batches_in_epoch)
+
+
+def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None:
+    s, progress, accelerator = session, session.progress, session.accelerator
+    if s.pending_rng is not None:
+        checkpoints.set_rng_state(s.pending_rng)
+        s.pending_rng = None
+    if s.strategy is not None and s.strategy.before_step is not None:
+        s.strategy.before_step(s.unwrapped(), progress.step, s.steps_per_epoch)
+    s.speedups.before_micro_batch(batch)
+    with accelerator.accumulate(s.model):
+        labels = batch.pop("labels")
+        sums, counts = s.task.loss(s.model(**batch).logits, labels)
+        # Mean over examples (over tagged tokens for token tasks); a batch of only
+        # truncated-away tags counts as one so the loss stays finite.
+        loss = sums.sum() / counts.sum().clamp(min=1)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
+        s.optimizer.step()
+        if s.strategy is not None and s.strategy.after_step is not None and accelerator.sync_gradients:
+            s.strategy.after_step(s.unwrapped(), progress.step)
+        s.optimizer.zero_grad(set_to_none=True)
+    progress.batches_in_epoch += 1
+    s.window_loss += loss.detach()
+    progress.window_batches += 1
+    progress.window_samples += labels.shape[0] * accelerator.num_processes
+    progress.samples += labels.shape[0] * accelerator.num_processes
+    s.tokens += batch["attention_mask"].sum() * accelerator.num_processes
+
+
+def _after_step(session: Session, bar: Any, stop: GracefulStop | None) -> bool:
+    """Log, evaluate and checkpoint as the schedule says after an optimizer step; True when training is done."""
+    s, progress, cfg = session, session.progress, session.cfg
+    step = progress.step
+    epoch_end = progress.batches_in_epoch == len(s.loader)
+    last = step >= s.total_steps
+    if step % cfg.logging_steps == 0 or last:
+        _log_window(s, bar)
+    evaluated = s.val_loader is not None and (
+        bool(cfg.eval_steps and step % cfg.eval_steps == 0) or (cfg.eval_each_epoch and (epoch_end or last))
+    )
+    if evaluated:
+        _evaluate(s)
+    if epoch_end:
+        progress.epoch += 1
+        progress.batches_in_epoch = 0
+    finished = last or s.stopper.should_stop
+    stopping = _stop_requested(stop, s.accelerator)
+    saved = None
+    if evaluated or epoch_end or finished or stopping or bool(cfg.save_steps and step % cfg.save_steps == 0):
+        saved = _save_checkpoint(s)
+    if stopping:
+        bar.close()
+        # Another process may have got the signal; this one stops with SIGTERM's code then.
+        raise StopRequested((stop and stop.signum) or signal.SIGTERM, saved)
+    return finished
+
+
+def _log_window(session: Session, bar: Any) -> None:
+    """The mean loss and speed since the last record."""
+    s, progress = session, session.progress
+    now = time.perf_counter()
+    mean_loss = s.accelerator.reduce(s.window_loss / progress.window_batches, reduction="mean").item()
+    record = {
+        "step": progress.step,
+        "epoch": round(progress.step / s.steps_per_epoch, 4),
+        "loss": mean_loss,
+        "learning_rate": s.scheduler.get_last_lr()[0],
+        "samples_per_s": progress.window_samples / (now - s.window_started),
+    }
+    bar.set_postfix(
+        loss=f"{mean_loss:.4f}", lr=f"{record['learning_rate']:.2e}", samples_s=f"{record['samples_per_s']:.0f}"
+    )
+    s.log(record)
+    s.window_loss.zero_()
+    progress.window_batches = progress.window_samples = 0
+    s.window_started = time.perf_counter()
+
+
+def _evaluate(session: Session) -> None:
+    s, progress = session, session.progress
+    s.speedups.before_evaluation()
+    began = time.perf_counter()
+    metrics = evaluate(s.model, s.val_loader, s.accelerator, s.task)
+    progress.eval_time_s += time.perf_counter() - began
+    s.stopper.update(metrics, progress.step)
+    epoch = round(progress.step / s.steps_per_epoch, 4)
+    s.log({"split": "validation", "step": progress.step, "epoch": epoch, **scalars(metrics)})
+
+
+def _save_checkpoint(session: Session) -> Path:
+    s, progress = session, session.progress
+    s.speedups.before_checkpoint()
+    progress.tokens = int(s.tokens)
+    progress.window_loss = float(s.window_loss)
+    progress.train_time_s = s.trained_before + time.perf_counter() - s.started
+    progress.accumulation_step = s.accelerator.step
+    progress.early_stopping = asdict(s.stopper)
+    saved = checkpoints.save(s.checkpoint_dir, asdict(progress), s.model, s.optimizer, s.scheduler, s.accelerator)
+    if s.accelerator.is_main_process:
+        checkpoints.prune(s.checkpoint_dir, s.cfg.save_total_limit, s.stopper.best_step)
+    return saved.path
+
+
+def _finish(session: Session) -> TrainSummary:
+    """Back to dense gradients and to the best evaluation's weights; what training did and cost."""
+    s, progress, stopper = session, session.progress, session.stopper
+    train_time = s.trained_before + time.perf_counter() - s.started
+    s.speedups.finished()
     if stopper.best_step is not None and stopper.best_step != progress.step:
-        checkpoints.load_weights(checkpoints.at(checkpoint_dir, stopper.best_step), unwrapped, accelerator)
-    summary = TrainSummary(
+        checkpoints.load_weights(checkpoints.at(s.checkpoint_dir, stopper.best_step), s.unwrapped(), s.accelerator)
+    return TrainSummary(
         steps=progress.step,
-        epochs=round(progress.step / steps_per_epoch, 4),
+        epochs=round(progress.step / s.steps_per_epoch, 4),
         train_samples=progress.samples,
-        train_tokens=int(tokens),
+        train_tokens=int(s.tokens),
         train_time_s=train_time,
         eval_time_s=progress.eval_time_s,
         best_step=stopper.best_step,
         best_metric=stopper.best,
         stopped_early=stopper.should_stop,
     )
-    return unwrapped, summary
 
 
 def _stop_requested(stop: GracefulStop | None, accelerator: Accelerator) -> bool:

@@ -27,6 +27,7 @@ from transformers import PreTrainedTokenizerBase
 from tunesmith.config import TrainingConfig
 from tunesmith.speedups import TrainingSpeedups, training_speedups
 from tunesmith.strategies import Strategy
+from tunesmith.tasks.protocol import Task
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
@@ -61,7 +62,7 @@ class TrainSummary:
 
 
 def collect(
-    model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Any
+    model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Task
 ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """Per-batch predictions and targets (reduced before gathering) and the exact mean loss.
 
@@ -95,7 +96,7 @@ def collect(
     return predicted, targets, loss_sum / max(loss_count, 1.0)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Any) -> dict[str, Any]:
+def evaluate(model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Task) -> dict[str, Any]:
     """The task's metrics plus the mean loss on one split."""
     predicted, targets, loss = collect(model, loader, accelerator, task)
     metrics = task.compute_metrics(predicted, targets)
@@ -148,7 +149,7 @@ class Session:
     loader: DataLoader
     sampler: Any
     val_loader: DataLoader | None
-    task: Any
+    task: Task
     cfg: TrainingConfig
     accelerator: Accelerator
     log: LogFn
@@ -183,7 +184,7 @@ def fit(
     train_set: datasets.Dataset,
     validation_set: datasets.Dataset | None,
     tokenizer: PreTrainedTokenizerBase,
-    task: Any,
+    task: Task,
     cfg: TrainingConfig,
     accelerator: Accelerator,
     log: LogFn,

@@ -329,7 +329,7 @@ def test_the_cpu_speedups_train_as_the_plain_model_does(
         return [record["loss"] for record in records if "loss" in record]
 
     applied = "CPU speedups applied: first_token_layer"
-    caplog.set_level(logging.INFO, logger="tunesmith.speedups")
+    caplog.set_level(logging.DEBUG, logger="tunesmith.speedups")
     tiny_config["output_dir"] = str(tmp_path / "speedups")
     fast = tunesmith.finetune(tiny_config)
     assert applied in caplog.text

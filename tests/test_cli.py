@@ -365,3 +365,22 @@ def test_resume_with_nothing_to_resume_exits_2(
     assert main(["train", "--data", str(sentiment_csv), "--output-dir", str(tmp_path / "run"), "--resume"]) == 2
     assert "Nothing to resume in" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_notices_go_to_stderr_as_it_is_now_not_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A handler holding the stderr of its creation writes "--- Logging error ---" once a caller
+    # (a test's capture, a notebook) has swapped that stream out and closed it.
+    import io
+    import logging
+
+    from tunesmith import cli
+
+    logger = logging.getLogger("tunesmith")
+    monkeypatch.setattr(logger, "handlers", [])
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    cli._route_notices()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("tunesmith.runs").warning("Skipping checkpoint step-3")
+    assert second.getvalue() == "Skipping checkpoint step-3\n"

@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 from importlib import resources
 from pathlib import Path
@@ -450,13 +451,25 @@ def _print_summary(path: Path, metrics: dict[str, Any]) -> None:
     print(f"trained {training['trainable_parameters']:,} of {training['total_parameters']:,} parameters ({share:.2f}%)")
 
 
+class _ToStderr(logging.StreamHandler):
+    """A handler that writes to sys.stderr as it is when a record comes, not as it was when the
+    handler was made: a caller that swaps stderr (a test's capture, a notebook) and closes the
+    old one would otherwise get "--- Logging error ---" on the next notice."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _route_notices() -> None:
     # tunesmith's own notices (resuming, skipped checkpoints) go to stderr as plain lines.
-    import logging
-
     notices = logging.getLogger("tunesmith")
     if not notices.handlers:
-        handler = logging.StreamHandler()
+        handler = _ToStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         notices.addHandler(handler)
         notices.setLevel(logging.INFO)

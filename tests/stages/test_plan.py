@@ -14,7 +14,9 @@ from tunesmith.stages.plan import check_same_config
 
 def saved_run(tmp_path: Path, **legacy: bool) -> tuple[RunConfig, Path]:
     """A config and a run folder whose config.yaml says the same, in the words of an older release."""
-    cfg = RunConfig.model_validate({"data": {"train": str(tmp_path / "train.csv")}, "output_dir": str(tmp_path / "run")})
+    cfg = RunConfig.model_validate(
+        {"data": {"train": str(tmp_path / "train.csv")}, "output_dir": str(tmp_path / "run")}
+    )
     saved = cfg.resolved().model_dump(mode="json")
     del saved["training"]["cpu_speedups"]
     saved["training"].update(legacy)

@@ -88,7 +88,7 @@ def apply_speedups(
             return []
         applied = [patch.name for patch in patches if patch.apply_checked(model, inputs, reference)]
     if applied:
-        logger.info("CPU speedups applied: %s", ", ".join(applied))
+        logger.debug("CPU speedups applied: %s", ", ".join(applied))
     return applied
 
 

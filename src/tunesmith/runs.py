@@ -59,7 +59,7 @@ def check_finished(run_dir: Path) -> None:
 def run_config(run_dir: Path) -> RunConfig:
     """The config a run was trained with, as its folder keeps it (config.yaml)."""
     path = run_dir / "config.yaml"
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path), saved=True)
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:

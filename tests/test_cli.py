@@ -215,9 +215,106 @@ def test_train_predict_evaluate_round_trip(
     assert (tmp_path / "p.csv").read_text() == predictions.read_text()
 
     # A second train into the finished folder refuses, and the run is untouched.
-    code, _, err = run_cli(capsys, "train", "--data", sentiment_csv, "--model", tiny_model, "--output-dir", run_dir)
+    retrain = ["train", "--data", sentiment_csv, "--model", tiny_model, "--epochs", "1", "--output-dir", run_dir]
+    code, _, err = run_cli(capsys, *retrain)
     assert_user_error(code, err, "already holds a finished run", "--overwrite")
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    # --overwrite replaces only a run folder that holds nothing but what tunesmith wrote there.
+    write(run_dir / "notes.txt", "mine")
+    before = snapshot(run_dir)
+    code, _, err = run_cli(capsys, *retrain, "--overwrite")
+    assert_user_error(code, err, "holds a finished tunesmith run, but also 'notes.txt'", "move those out")
+    assert snapshot(run_dir) == before
+    (run_dir / "notes.txt").unlink()
+    stamp = (run_dir / "model" / "model.safetensors").stat().st_mtime_ns
+    code, _, err = run_cli(capsys, *retrain, "--overwrite")
+    assert code == 0, err
+    assert (run_dir / "model" / "model.safetensors").stat().st_mtime_ns != stamp
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` and its bytes: what must come through a refusal unchanged."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def fake_run(folder: Path, name: str) -> Path:
+    """A finished run folder as tunesmith leaves it, without the minutes of training one."""
+    from tunesmith.runs import RunFolder
+
+    run = RunFolder.create(folder)
+    run.write_yaml("config.yaml", {"name": name, "data": {"train": "train.csv"}})
+    (folder / "model").mkdir()
+    write(folder / "model" / "model.safetensors", b"weights")
+    run.set_status("finished")
+    return folder
+
+
+@pytest.mark.parametrize("flags", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_train_refuses_a_folder_it_did_not_write_and_keeps_every_file(
+    capsys: pytest.CaptureFixture, tmp_path: Path, sentiment_csv: Path, flags: list[str]
+) -> None:
+    # The reproduction: the data and the user's notes in the output folder, and --overwrite.
+    folder = tmp_path / "d"
+    folder.mkdir()
+    data = write(folder / "train.csv", sentiment_csv.read_bytes())
+    write(folder / "notes.txt", "x\n")
+    before = snapshot(folder)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--output-dir", folder, *flags, "--epochs", "1")
+    assert_user_error(
+        code,
+        err,
+        f"Output folder {folder} is not empty and is not a tunesmith run folder: it holds 'notes.txt', 'train.csv'",
+        "choose another --output-dir",
+    )
+    assert snapshot(folder) == before
+
+
+def test_overwrite_never_empties_a_home_folder(
+    capsys: pytest.CaptureFixture, tmp_path: Path, sentiment_csv: Path
+) -> None:
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    write(home / ".bashrc", "export PATH\n")
+    write(home / "Documents" / "cv.pdf", b"%PDF")
+    before = snapshot(home)
+    code, _, err = run_cli(capsys, "train", "--data", sentiment_csv, "--output-dir", home, "--overwrite")
+    assert_user_error(code, err, "it holds '.bashrc', 'Documents'")
+    assert snapshot(home) == before
+
+
+@pytest.mark.parametrize("name", ["../../x", "/etc", "..", "a/b"])
+def test_a_run_name_with_path_parts_exits_2_and_writes_nothing(
+    capsys: pytest.CaptureFixture, tmp_path: Path, sentiment_csv: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    code, _, err = run_cli(capsys, "train", "--data", sentiment_csv, "--name", name, "--overwrite")
+    assert_user_error(code, err, 'Invalid config in the command line: "name":', "--output-dir")
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "sentiment.csv"]
+
+
+def test_demo_refuses_a_folder_that_is_not_its_own_earlier_run(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    write(mine / "notes.txt", "mine")
+    code, _, err = run_cli(capsys, "demo", "--output-dir", mine)
+    assert_user_error(code, err, "is not a tunesmith run folder: it holds 'notes.txt'", "choose another --output-dir")
+    assert snapshot(mine) == {"notes.txt": b"mine"}
+    # A run of train's is not demo's to replace either, although it is tunesmith's.
+    other = fake_run(tmp_path / "other", "sst2-train")
+    before = snapshot(other)
+    code, _, err = run_cli(capsys, "demo", "--output-dir", other)
+    assert_user_error(code, err, "`tunesmith demo` did not write (named 'sst2-train')", "choose another --output-dir")
+    assert snapshot(other) == before
+
+
+def test_demo_replaces_its_own_earlier_run(tmp_path: Path) -> None:
+    from tunesmith.cli import _check_demo_folder
+
+    _check_demo_folder(fake_run(tmp_path / "demo", "demo"))  # no error: demo goes on to replace it
+    _check_demo_folder(tmp_path / "new")
 
 
 def test_evaluate_and_predict_need_a_finished_run(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:

@@ -72,3 +72,23 @@ def test_table_marks_failed_runs() -> None:
     lines = table(rows).splitlines()
     assert lines[2] == "| full | failed | | | | | | |"
     assert lines[3] == "| lora | 0.9000 | 0.8500 | 10 | 1.00 | 3 | 100.0 | 1,234 |"
+
+
+def test_compare_refuses_a_folder_it_did_not_write_before_any_training(tiny_config: dict, tmp_path: Path) -> None:
+    from tunesmith.compare import compare
+
+    config = write_config(tiny_config, tmp_path)
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds 'notes.txt', which `tunesmith compare` did not write"):
+        compare(config, [], ["full", "lora"], out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    # A strategy's folder that is no run of tunesmith's: refused before the first strategy trains.
+    (out / "notes.txt").unlink()
+    (out / "lora").mkdir()
+    (out / "lora" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="lora is not empty and is not a tunesmith run folder: it holds 'notes.txt'"):
+        compare(config, [], ["full", "lora"], out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["lora"]
+    assert (out / "lora" / "notes.txt").read_text() == "mine"

@@ -144,3 +144,64 @@ def test_an_old_run_folders_speedup_switches_map_to_cpu_speedups(tmp_path: Path,
 def test_cpu_speedups_given_with_a_legacy_switch_wins() -> None:
     training = {"cpu_speedups": True, "word_dropout": False}
     assert RunConfig.model_validate({"data": {"train": "t.csv"}, "training": training}).training.cpu_speedups
+
+
+@pytest.mark.parametrize(
+    ("name", "gist"),
+    [
+        ("../../x", "path separator"),
+        ("/etc", "path separator"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        ("..", "names the folder above runs/"),
+        (".", "names runs/ itself"),
+        ("x\x00y", "control character"),
+        ("x\ny", "control character"),
+        ("x\x1b[2Jy", "control character"),
+    ],
+)
+def test_run_name_with_path_parts_is_refused(name: str, gist: str) -> None:
+    # As --name gives it; a config file's name: goes through the same validation.
+    with pytest.raises(UserError) as error:
+        load_config(None, {"data.train": "a.csv", "name": name})
+    message = str(error.value)
+    assert 'Invalid config in the command line: "name":' in message
+    assert gist in message and "output_dir: (or --output-dir)" in message
+    assert "\n" not in message and "\x00" not in message
+
+
+def test_run_name_in_a_config_file_is_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: ../../outside\ndata: {train: a.csv}\n")
+    with pytest.raises(UserError, match=r"Invalid config in .*config.yaml: \"name\": .*'../../outside' holds a path"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["sst2-lora", "my run", "résumé", "v1.2", "...", ".hidden"])
+def test_plain_run_names_are_kept(name: str) -> None:
+    cfg = load_config(None, {"data.train": "a.csv", "name": name})
+    assert cfg.run_dir() == Path("runs") / name
+
+
+def test_an_output_path_goes_in_output_dir() -> None:
+    cfg = load_config(None, {"data.train": "a.csv", "name": "exp", "output_dir": "../elsewhere/exp"})
+    assert cfg.run_dir() == Path("../elsewhere/exp")
+
+
+def test_a_saved_config_with_an_older_unchecked_name_still_loads() -> None:
+    # Run folders trained before names were checked keep working with evaluate and predict.
+    raw = {"name": "team/exp", "output_dir": "runs/team/exp", "data": {"train": "a.csv"}}
+    assert validate_config(raw, "config.yaml", saved=True).name == "team/exp"
+    with pytest.raises(UserError, match="path separator"):
+        validate_config(raw, "config.yaml")
+
+
+def test_run_dir_checks_a_name_set_without_validation() -> None:
+    cfg = load_config(None, {"data.train": "a.csv"}).model_copy(update={"name": "../../x"})
+    with pytest.raises(UserError, match=r"Run name '../../x' holds a path separator.*output_dir"):
+        cfg.run_dir()
+
+
+@pytest.mark.parametrize("train", [".", ".."])
+def test_a_name_taken_from_a_data_folder_is_that_folder_name(train: str) -> None:
+    cfg = load_config(None, {"data.train": train})
+    assert cfg.run_dir() == Path("runs") / Path(train).resolve().name

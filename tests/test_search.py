@@ -46,3 +46,21 @@ def test_search_space_keys_and_values_are_checked_before_training(tiny_config: d
     with pytest.raises(UserError, match="either low and high, or a non-empty list of choices"):
         validate_config({**tiny_config, "search": {"space": {"training.seed": {"low": 1}}}}, "x")
     assert not (tmp_path / "s").exists()
+
+
+def test_search_refuses_a_folder_it_did_not_write_before_any_trial(tiny_config: dict, tmp_path: Path) -> None:
+    config = write_config(tiny_config, tmp_path)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds 'notes.txt', which `tunesmith search` did not write"):
+        search(config, [], trials=2, output_dir=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    # A trial's folder that is no run of tunesmith's: refused before trial 0 trains.
+    (folder / "notes.txt").unlink()
+    (folder / "trial-1").mkdir()
+    (folder / "trial-1" / "data.csv").write_text("mine")
+    with pytest.raises(UserError, match="trial-1 is not empty and is not a tunesmith run folder: it holds 'data.csv'"):
+        search(config, [], trials=2, output_dir=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["trial-1"]
+    assert (folder / "trial-1" / "data.csv").read_text() == "mine"

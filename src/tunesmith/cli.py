@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="fine-tune the bundled model on the bundled demo data",
         description="Fine-tune the bundled MiniLM on 360 bundled customer-support messages (8 intents) "
-        "and print test metrics. Replaces runs/demo.",
+        "and print test metrics. Replaces its own earlier run in runs/demo (or --output-dir), and refuses a "
+        "folder that holds anything else.",
     )
     demo.add_argument("--output-dir", default="runs/demo", metavar="DIR")
     demo.set_defaults(handler=run_demo)
@@ -296,6 +297,8 @@ def run_search(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    output = Path(args.output_dir)
+    _check_demo_folder(output)  # before the seconds of loading torch
     _quiet_libraries()
     from tunesmith.api import finetune
     from tunesmith.config import RunConfig
@@ -304,7 +307,7 @@ def run_demo(args: argparse.Namespace) -> None:
     cfg = RunConfig.model_validate(
         {
             "name": "demo",
-            "output_dir": args.output_dir,
+            "output_dir": str(output),
             "data": {"train": str(data), "label_column": "intent"},
             "training": {"epochs": 8, "batch_size": 16, "learning_rate": 1e-4},
         }
@@ -312,6 +315,28 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"Fine-tuning the bundled MiniLM on {data.name} (360 support messages, 8 intents)...")
     run = finetune(cfg, overwrite=True)
     _print_summary(run.path, run.metrics)
+
+
+def _check_demo_folder(folder: Path) -> None:
+    """demo replaces its own earlier run without being asked, and no other: not a run of `train`'s."""
+    import yaml
+
+    from tunesmith.errors import brief
+    from tunesmith.runs import run_marker
+
+    # A new or empty folder is fine; one that is no run folder at all, RunFolder refuses with its listing.
+    if not folder.is_dir() or not any(folder.iterdir()) or run_marker(folder) is None:
+        return
+    try:
+        saved = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        saved = None
+    name = saved.get("name") if isinstance(saved, dict) else None
+    if name != "demo":
+        raise UserError(
+            f"Output folder {folder} holds a tunesmith run that `tunesmith demo` did not write (named {brief(name)}). "
+            "demo replaces only its own earlier run: choose another --output-dir."
+        )
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -16,8 +16,11 @@ from typing import Any
 
 from tunesmith.config import STRATEGIES, RunConfig, load_config
 from tunesmith.errors import UserError
-from tunesmith.runs import read_status, write_atomic
+from tunesmith.runs import RunFolder, check_output_folder, read_status, resume_point, write_atomic
 from tunesmith.tasks import get_task
+
+# What compare writes beside the strategies' run folders.
+RESULTS = ("compare.json", "compare.md")
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -37,17 +40,24 @@ def compare(
     """Train under each strategy (or read back its finished run); returns the table's folder and rows."""
     base = load_config(config_path, assignments=assignments)
     folder = output_dir or Path("runs") / f"{base.run_name()}-compare"
+    check_output_folder(folder, RESULTS, STRATEGIES.__contains__, "compare")
     # Every config is checked before anything trains: a typo should not surface after an hour.
     configs = {
         name: load_config(config_path, assignments=[*assignments, *_placement(base, folder, name)])
         for name in strategies
     }
+    trained = [name for name, cfg in configs.items() if overwrite or read_status(cfg.run_dir()) != "finished"]
+    for name in trained:
+        # So is each run folder (`train` checks it again): a folder it may not replace ends the comparison
+        # before the first strategy trains, not after.
+        checkpoint, _ = resume_point(configs[name].run_dir(), overwrite)
+        if checkpoint is None:
+            RunFolder.check_replaceable(configs[name].run_dir(), overwrite)
     rows = []
     for name, cfg in configs.items():
-        run_dir = cfg.run_dir()
-        if overwrite or read_status(run_dir) != "finished":
+        if name in trained:
             _train(config_path, [*assignments, *_placement(base, folder, name)], overwrite)
-        rows.append(row(name, cfg, run_dir))
+        rows.append(row(name, cfg, cfg.run_dir()))
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "compare.json", json.dumps(rows, indent=2) + "\n")
     write_atomic(folder / "compare.md", table(rows))

@@ -8,11 +8,12 @@ did-you-mean, because a misspelt key silently ignored is a run wasted.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tunesmith.errors import UserError, brief
 from tunesmith.tasks import TASK_NAMES, TASKS
@@ -398,6 +399,17 @@ class RunConfig(_Section):
             data[key] = data.get(key) or column
         return {**raw, "data": data}
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None, info: ValidationInfo) -> str | None:
+        # A run folder's own config.yaml may hold a name from before names were checked: it still loads.
+        if name is None or (info.context or {}).get("saved"):
+            return name
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(f"{brief(name)} {problem}. {NAME_HINT}")
+        return name
+
     @model_validator(mode="after")
     def _pairs_swapped_only_for_text_tasks(self) -> RunConfig:
         for option in ("swap_pairs", "average_pair_orders"):
@@ -413,10 +425,19 @@ class RunConfig(_Section):
         train = self.data.train
         stem = train.stem if train.suffix else train.name
         parent = train.parent.name
-        return f"{parent}-{stem}" if parent and stem in {"train", "data"} else stem
+        name = f"{parent}-{stem}" if parent and stem in {"train", "data"} else stem
+        # `--data .` or `--data ..` (a saved dataset): named after that folder, not runs/ or its parent.
+        return (train.resolve().name or "run") if name in {"", ".", ".."} else name
 
     def run_dir(self) -> Path:
-        return self.output_dir if self.output_dir is not None else Path("runs") / self.run_name()
+        if self.output_dir is not None:
+            return self.output_dir
+        name = self.run_name()
+        # Checked here too: a RunConfig built with model_copy or model_construct skips the validator.
+        problem = name_problem(name)
+        if problem:
+            raise UserError(f"Run name {brief(name)} {problem}. {NAME_HINT}")
+        return Path("runs") / name
 
     def resolved(self) -> RunConfig:
         """A copy with the name, output folder and data paths filled in and absolute."""
@@ -429,6 +450,23 @@ class RunConfig(_Section):
             paths["label_names"] = self.data.label_names.resolve()
         data = self.data.model_copy(update=paths)
         return self.model_copy(update={"name": self.run_name(), "output_dir": self.run_dir(), "data": data})
+
+
+NAME_HINT = (
+    "A run name is a plain folder name, runs/<name>: give a path as output_dir: (or --output-dir) instead, "
+    "or choose a name such as sst2-lora"
+)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a folder inside runs/, or None when it can."""
+    if name in {".", ".."}:
+        return f"names {'runs/ itself' if name == '.' else 'the folder above runs/'}, not a folder inside it"
+    if "/" in name or "\\" in name:
+        return "holds a path separator (/ or \\), which makes it a path, not a name"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return "holds a control character (such as a NUL byte or a line break)"
+    return None
 
 
 def load_config(
@@ -447,9 +485,10 @@ def load_config(
     return validate_config(raw, source)
 
 
-def validate_config(raw: dict[str, Any], source: str) -> RunConfig:
+def validate_config(raw: dict[str, Any], source: str, saved: bool = False) -> RunConfig:
+    """`saved`: the config.yaml of a run folder, whose name may be from before names were checked."""
     try:
-        return RunConfig.model_validate(raw)
+        return RunConfig.model_validate(raw, context={"saved": saved})
     except ValidationError as exc:
         errors = exc.errors()
         # A few problems at a time: a value built from YAML aliases can fail in thousands of places.

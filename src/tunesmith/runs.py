@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tunesmith.config import RunConfig, validate_config
-from tunesmith.errors import UserError
+from tunesmith.errors import UserError, brief
 
 if TYPE_CHECKING:
     from tunesmith.train.checkpoints import Checkpoint
@@ -30,11 +30,27 @@ STATUS_FILE = "status.json"
 CHECKPOINTS = "checkpoints"
 # Runs that ended without finishing; without a checkpoint their folder may be replaced.
 UNFINISHED = {"failed", "interrupted", "running"}
+STATUSES = UNFINISHED | {"finished"}
+# Everything tunesmith writes at the top of a run folder (stages/save.py, RunFolder below). Replacing a
+# run removes these and nothing else, and a folder holding anything more is never replaced.
+RUN_FILES = frozenset(
+    {"config.yaml", STATUS_FILE, "metrics.json", "history.jsonl", "labels.json", "task.json", "report.md"}
+)
+# model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
+RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp"})
+WRITE_TEST = ".write-test"
+# How many names an error message lists: enough to recognise the folder, not a directory listing.
+LISTED = 5
+
+
+def temporary_name(name: str) -> str:
+    """The name a file or folder is written under before it is renamed into place."""
+    return f".{name}.tmp"
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file, then rename: a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(temporary_name(path.name))
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 
@@ -59,7 +75,7 @@ def check_finished(run_dir: Path) -> None:
 def run_config(run_dir: Path) -> RunConfig:
     """The config a run was trained with, as its folder keeps it (config.yaml)."""
     path = run_dir / "config.yaml"
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path), saved=True)
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:
@@ -68,6 +84,72 @@ def read_status_record(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("status"), str) else None
+
+
+def run_marker(path: Path) -> dict[str, Any] | None:
+    """status.json as tunesmith writes it (a known status and a time): what makes a folder one of its runs.
+
+    None for anything else, so that a folder is never taken for a run, and replaced, on a look-alike file.
+    """
+    status = path / STATUS_FILE
+    if status.is_symlink() or not status.is_file():
+        return None
+    record = read_status_record(path)
+    if record is None or record["status"] not in STATUSES or not isinstance(record.get("time"), str):
+        return None
+    return record
+
+
+def is_ours(entry: Path, files: Collection[str], folders: Callable[[str], bool]) -> bool:
+    """Whether `entry` is a file or folder tunesmith writes under that name; a link never is.
+
+    `files` are written through write_atomic, so their temporaries count too.
+    """
+    if entry.is_symlink():
+        return False
+    name = entry.name
+    if name == WRITE_TEST or name in files or name in {temporary_name(file) for file in files}:
+        return entry.is_file()
+    return folders(name) and entry.is_dir()
+
+
+def foreign_entries(path: Path, files: Collection[str], folders: Callable[[str], bool]) -> list[str]:
+    """The names in folder `path` that tunesmith did not write there, sorted."""
+    return sorted(entry.name for entry in path.iterdir() if not is_ours(entry, files, folders))
+
+
+def listing(names: list[str]) -> str:
+    """A few names for a message, quoted so that odd characters show; the rest counted."""
+    shown = ", ".join(brief(name) for name in names[:LISTED])
+    return shown + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
+
+
+def check_output_folder(path: Path, files: Collection[str], folders: Callable[[str], bool], command: str) -> None:
+    """Refuse a folder for the results of `command` (compare, search) that holds anything else.
+
+    Those commands write fixed names into it, which must not land on a file of the user's.
+    """
+    if path.exists() and not path.is_dir():
+        raise UserError(f"Output path {path} is a file, not a folder. Choose another --output-dir.")
+    if not path.is_dir():
+        return
+    foreign = foreign_entries(path, files, folders)
+    if foreign:
+        raise UserError(
+            f"Output folder {path} holds {listing(foreign)}, which `tunesmith {command}` did not write. It writes "
+            f"only into a new or empty folder or one an earlier `tunesmith {command}` wrote, so that nothing of "
+            "yours is overwritten: choose another --output-dir."
+        )
+
+
+def remove_ours(path: Path, files: Collection[str], folders: Callable[[str], bool]) -> None:
+    """Delete what tunesmith wrote in folder `path`, and only that: anything else stays."""
+    for entry in path.iterdir():
+        if is_ours(entry, files, folders):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def resume_point(path: Path, overwrite: bool = False, resume: bool = False) -> tuple[Checkpoint | None, list[str]]:
@@ -130,13 +212,17 @@ class RunFolder:
 
     @classmethod
     def create(cls, path: Path, overwrite: bool = False) -> RunFolder:
-        """A fresh, empty run folder; refuses to clobber an existing run unless told to."""
+        """A fresh, empty run folder; refuses to clobber an existing run unless told to.
+
+        Replacing a run empties its folder of what tunesmith wrote; the folder itself stays.
+        """
         path = Path(path)
-        if cls.check_replaceable(path, overwrite):
-            shutil.rmtree(path)
+        replace = cls.check_replaceable(path, overwrite)
         try:
+            if replace:
+                remove_ours(path, RUN_FILES, RUN_FOLDERS.__contains__)
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
+            probe = path / WRITE_TEST
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
@@ -149,19 +235,33 @@ class RunFolder:
     def check_replaceable(path: Path, overwrite: bool = False) -> bool:
         """Raise if a new run may not go to `path`; True when something there must be removed first.
 
+        Only a run folder of tunesmith's own (see `run_marker`) that holds nothing but what tunesmith
+        writes there may be replaced: a finished run with `overwrite`, an unfinished one without.
         Only reads, so every process of a multi-process run can ask before the main one writes.
         """
         if path.exists() and not path.is_dir():
             raise UserError(f"Output path {path} is a file, not a folder. Choose another --output-dir.")
         if not (path.is_dir() and any(path.iterdir())):
             return False
-        record = read_status_record(path)
-        status = record["status"] if record else None
-        _refuse_if_in_use(path, record)
-        if not overwrite and status not in UNFINISHED:
-            held = f"a {status} run" if status else "files"
+        record = run_marker(path)
+        if record is None:
             raise UserError(
-                f"Output folder {path} already holds {held}. Pass --overwrite to replace it, "
+                f"Output folder {path} is not empty and is not a tunesmith run folder: it holds "
+                f"{listing(sorted(entry.name for entry in path.iterdir()))}. tunesmith writes a run only into a new "
+                "or empty folder or a run folder of its own: choose another --output-dir."
+            )
+        status = record["status"]
+        _refuse_if_in_use(path, record)
+        foreign = foreign_entries(path, RUN_FILES, RUN_FOLDERS.__contains__)
+        if foreign:
+            raise UserError(
+                f"Output folder {path} holds a {status} tunesmith run, but also {listing(foreign)}, which tunesmith "
+                "did not write. It removes only what it wrote, so it will not replace this run: move those out of "
+                "the folder, or choose another --output-dir."
+            )
+        if not overwrite and status not in UNFINISHED:
+            raise UserError(
+                f"Output folder {path} already holds a {status} run. Pass --overwrite to replace it, "
                 "or choose another --output-dir (or name:)."
             )
         return True
@@ -195,7 +295,7 @@ class RunFolder:
 
     def save_folder(self, name: str, write: Callable[[Path], None]) -> None:
         """A folder of the run, written beside it by `write` and then renamed into place."""
-        temporary, final = self.path / f".{name}.tmp", self.path / name
+        temporary, final = self.path / temporary_name(name), self.path / name
         try:
             shutil.rmtree(temporary, ignore_errors=True)
             temporary.mkdir(parents=True)

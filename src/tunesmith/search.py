@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from tunesmith.config import (
     validate_config,
 )
 from tunesmith.errors import UserError
-from tunesmith.runs import write_atomic
+from tunesmith.runs import RunFolder, check_output_folder, write_atomic
 from tunesmith.tasks import get_task
 from tunesmith.train.early_stopping import LOWER_IS_BETTER
+
+# What a search writes beside its trials' run folders.
+RESULTS = ("trials.json", "trials.md", "best.yaml")
 
 
 def default_space(cfg: RunConfig) -> dict[str, SearchRange]:
@@ -59,6 +63,11 @@ def search(
     metric = base.search.metric or base.training.metric_for_best or get_task(base).main_metric
     _check(base, space, metric, raw, config_path)
     folder = output_dir or Path("runs") / f"{base.run_name()}-search"
+    check_output_folder(folder, RESULTS, _is_trial_folder, "search")
+    # A search replaces the trials of an earlier one in its folder, but nothing else: a trial folder
+    # it may not replace ends the search before the first trial trains, not after.
+    for number in range(trials):
+        RunFolder.check_replaceable(folder / f"trial-{number}", overwrite=True)
     direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if base.search.prune else optuna.pruners.NopPruner()
     optuna.logging.set_verbosity(logging.WARNING)
@@ -112,6 +121,10 @@ def _check(base: RunConfig, space: dict[str, SearchRange], metric: str, raw: dic
         # Each end of the range (or each choice) must itself make a valid config.
         for value in choice.choices or [choice.low, choice.high]:
             validate_config(_with(raw, {key: value}, name=None), f"{source} with {key}={value!r}")
+
+
+def _is_trial_folder(name: str) -> bool:
+    return re.fullmatch(r"trial-[0-9]+", name) is not None
 
 
 def _value_of(cfg: RunConfig, key: str) -> Any:

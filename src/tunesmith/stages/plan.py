@@ -95,7 +95,7 @@ def check_same_config(cfg: RunConfig, run_dir: Path) -> None:
     path = run_dir / "config.yaml"
     try:
         # Read through the schema, so that a folder written before a setting was renamed compares by meaning.
-        saved = _comparable(validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path)))
+        saved = _comparable(validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path), saved=True))
     except (OSError, yaml.YAMLError, UserError):
         saved = None
     current = _comparable(cfg.resolved())

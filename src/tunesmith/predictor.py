@@ -13,6 +13,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable
+from tunesmith.quiet import quiet_libraries
 from tunesmith.runs import check_finished, run_config
 from tunesmith.speedups import apply_speedups
 from tunesmith.tasks import get_task, reading_options
@@ -35,6 +36,7 @@ class Predictor:
         return self.task.names
 
     @classmethod
+    @quiet_libraries(uses_datasets=False)
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
         check_finished(run_dir)
@@ -77,6 +79,7 @@ class Predictor:
         prepared = task.preprocess(self.tokenizer, list(texts), text_pairs, batch_size)
         return task.decode(prepared, [task.forward(self.model, batch) for batch in prepared.batches])
 
+    @quiet_libraries()
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         from tunesmith.data.splits import read_labelled

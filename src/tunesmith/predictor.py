@@ -83,12 +83,22 @@ class Predictor:
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         from tunesmith.data.splits import read_labelled
-        from tunesmith.stages.data import tokenize_split
+        from tunesmith.stages.data import text_columns, tokenize_split
         from tunesmith.stages.evaluate import prepared_loader
+        from tunesmith.tasks.encoding import check_readable
         from tunesmith.train.loop import evaluate
 
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         labelled = read_labelled(Path(path), data_cfg, **reading_options(self.config))
+        training = self.config.training
+        check_readable(
+            [labelled],
+            self.tokenizer,
+            Path(path),
+            text_columns(self.config),
+            training.max_length,
+            training.truncation_side,
+        )
         split = self.task.encode(labelled, Path(path))
         encoded, swapped = tokenize_split(self.config, self.task, self.tokenizer, split, training=False)
         accelerator = Accelerator()

@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig
-from tunesmith.errors import UserError
+from tunesmith.data.splits import check_pairs, check_texts
 from tunesmith.models.backbones import check_loadable
 from tunesmith.quiet import quiet_libraries
 from tunesmith.runs import check_finished, run_config
@@ -68,15 +68,22 @@ class Predictor:
         self, texts: list[str] | str, text_pairs: list[str] | None = None, batch_size: int = 64
     ) -> list[dict[str, Any]]:
         """One result per text, in input order: {label, score, probabilities} for classification,
-        {value} for regression, {labels, probabilities} for multi-label, {entities} for NER."""
-        if isinstance(texts, str):
-            texts = [texts]
+        {value} for regression, {labels, probabilities} for multi-label, {entities} for NER.
+
+        Refused (UserError): a text that is not a string or holds nothing visible (empty, whitespace,
+        zero-width characters); `text_pairs` for a run trained on single texts, and none for a run
+        trained on pairs.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if isinstance(text_pairs, str):
             text_pairs = [text_pairs]
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise UserError(f"{len(texts)} texts but {len(text_pairs)} second texts: give one pair per text.")
+        text_pairs = None if text_pairs is None else list(text_pairs)
+        check_pairs(self.config.data, texts, text_pairs)
+        check_texts(texts, "texts[{}]".format)
+        if text_pairs is not None:
+            check_texts(text_pairs, "text_pairs[{}]".format)
         task = self.task
-        prepared = task.preprocess(self.tokenizer, list(texts), text_pairs, batch_size)
+        prepared = task.preprocess(self.tokenizer, texts, text_pairs, batch_size)
         return task.decode(prepared, [task.forward(self.model, batch) for batch in prepared.batches])
 
     @quiet_libraries()

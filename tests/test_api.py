@@ -341,3 +341,51 @@ def test_the_cpu_speedups_train_as_the_plain_model_does(
     assert len(losses(fast)) >= 6
     assert losses(fast) == pytest.approx(losses(full), abs=1e-4)
     assert fast.metrics["test"]["accuracy"] == full.metrics["test"]["accuracy"]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_the_api_quiets_the_libraries_while_it_works_and_then_restores_them(
+    tiny_config: dict, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    from datasets.utils import are_progress_bars_disabled, enable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled as hub_bars_off
+    from huggingface_hub.utils import disable_progress_bars as hub_bars_disable
+    from huggingface_hub.utils import enable_progress_bars as hub_bars_enable
+    from transformers.utils import logging as hf_logging
+
+    from tests.conftest import write_sentiment_csv
+
+    # Everything on, as a user may have it (and whatever an earlier test's command line left behind).
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    enable_progress_bars()
+    hub_bars_disable("tunesmith-test-group")  # one group of huggingface_hub's bars the user turned off
+    heard = Records()
+    logging.getLogger("transformers").addHandler(heard)
+    try:
+        # Data no earlier test tokenized: a cached map draws no bar, and the test could not fail.
+        fresh = write_sentiment_csv(tmp_path / "fresh.csv", seed=17)
+        tiny_config["data"]["train"] = str(fresh)
+        run = tunesmith.finetune(tiny_config)
+        predictor = tunesmith.load(run.path)
+        predictor.evaluate(fresh)
+        assert not [message for message in heard.messages if "LOAD REPORT" in message]
+        err = capfd.readouterr().err
+        assert "Tokenizing" not in err and "Map" not in err, err
+        # The user's settings are back.
+        assert hf_logging.get_verbosity() == logging.INFO
+        assert hf_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+        assert hub_bars_off("tunesmith-test-group") and not hub_bars_off()
+    finally:
+        logging.getLogger("transformers").removeHandler(heard)
+        hf_logging.set_verbosity(before)
+        hub_bars_enable("tunesmith-test-group")

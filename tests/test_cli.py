@@ -48,6 +48,17 @@ GOOD_ROWS = "".join(f"{'great' if i % 2 else 'awful'} thing {i},{'pos' if i % 2 
             ["t.csv, line 22", "the text is empty"],
         ),
         (
+            {"t.csv": "text,label\n" + GOOD_ROWS + "\u200b\u200b,pos\n"},
+            ["--data", "{tmp}/t.csv"],
+            ["t.csv, line 22", "the text is only invisible characters (U+200B ZERO WIDTH SPACE)"],
+        ),
+        (
+            # Visible, but the uncased tokenizer strips accents: a lone combining accent gives no token.
+            {"t.csv": "text,label\n" + GOOD_ROWS + "\u0301,pos\n"},
+            ["--data", "{tmp}/t.csv"],
+            ['t.csv, line 22, column "text": the text', "gives no token", "Remove the row"],
+        ),
+        (
             {"t.csv": "text,label\n" + GOOD_ROWS, "v.csv": "text,label\nfine,pos\nmeh,neutral\n"},
             ["--data", "{tmp}/t.csv", "--validation", "{tmp}/v.csv"],
             ["v.csv, line 3", "label 'neutral' never appears in the training data", "neg, pos"],
@@ -83,6 +94,8 @@ GOOD_ROWS = "".join(f"{'great' if i % 2 else 'awful'} thing {i},{'pos' if i % 2 
         "missing-file",
         "missing-column",
         "blank-text",
+        "zero-width-text",
+        "text-without-tokens",
         "unseen-label",
         "non-utf8",
         "ragged-row",
@@ -185,13 +198,15 @@ def test_train_predict_evaluate_round_trip(
     assert code == 0
     with open(predictions, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 80 and set(rows[0]) == {"text", "label", "score"}
+    # The file's own label column is kept beside the prediction, renamed so that neither hides the other.
+    assert len(rows) == 80 and list(rows[0]) == ["text", "input_label", "label", "score", "p_neg", "p_pos"]
 
     code, out, _ = run_cli(capsys, "evaluate", run_dir, "--data", sentiment_csv, "--output", tmp_path / "eval.json")
     assert code == 0 and "accuracy" in out
     evaluation = json.loads((tmp_path / "eval.json").read_text())
     with open(sentiment_csv, newline="") as handle:
         gold = [row["label"] for row in csv.DictReader(handle)]
+    assert [row["input_label"] for row in rows] == gold
     agreement = sum(row["label"] == label for row, label in zip(rows, gold, strict=True)) / len(gold)
     assert evaluation["accuracy"] == pytest.approx(agreement)
 
@@ -420,6 +435,20 @@ def test_sentence_pairs_train_and_predict(capsys: pytest.CaptureFixture, tmp_pat
     assert code == 0 and out.split("\t")[0] in {"0", "1"}
     code, _, err = run_cli(capsys, "predict", run_dir, "--text", "a", "--text", "b", "--text-pair", "c")
     assert_user_error(code, err, "2 texts but 1 second texts")
+    # A pair run given single texts would read them as pairs with an empty second text.
+    code, _, err = run_cli(capsys, "predict", run_dir, "--text", "the good film")
+    assert_user_error(code, err, 'trained on sentence pairs (data.text_pair_column "second")', "--text-pair")
+    singles = write(tmp_path / "singles.csv", "first\nthe good film\n")
+    code, _, err = run_cli(capsys, "predict", run_dir, "--input", singles)
+    assert_user_error(code, err, 'singles.csv: no column "second"', "trained on sentence pairs")
+    both = write(tmp_path / "both.csv", "key,first,second\nk1,the good film,a good movie\nk2,the dull film,the plot\n")
+    code, out, err = run_cli(capsys, "predict", run_dir, "--input", both)
+    assert code == 0, err
+    written = [json.loads(line) for line in out.splitlines()]
+    assert [(row["key"], row["second"]) for row in written] == [("k1", "a good movie"), ("k2", "the plot")]
+    code, out, err = run_cli(capsys, "predict", run_dir, "--text", "the good film", "--text-pair", "a good movie")
+    assert code == 0, err
+    assert out.split("\t")[0] == written[0]["label"]
 
 
 def test_ner_train_predict_evaluate(capsys: pytest.CaptureFixture, tmp_path: Path, tiny_model: str) -> None:
@@ -481,3 +510,146 @@ def test_notices_go_to_stderr_as_it_is_now_not_as_it_was(monkeypatch: pytest.Mon
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("tunesmith.runs").warning("Skipping checkpoint step-3")
     assert second.getvalue() == "Skipping checkpoint step-3\n"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished classification run (neg, pos) for the predict and evaluate tests that only read it."""
+    from tests.conftest import write_sentiment_csv
+    from tunesmith.api import finetune
+
+    folder = tmp_path_factory.mktemp("cli-run")
+    with pytest.MonkeyPatch.context() as patch:  # the per-test isolation is not set up yet at module scope
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TUNESMITH_CACHE", str(folder / "cache"))
+        config = {
+            "model": tiny_model,
+            "output_dir": str(folder / "run"),
+            "data": {"train": str(write_sentiment_csv(folder / "sentiment.csv"))},
+            "training": {"epochs": 2, "batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.0},
+        }
+        return finetune(config).path
+
+
+ID_TEXTS = 'id,text,source\n17,a wonderful one,web\n3,so boring,mail\n42,"great, truly",web\n8,awful thing,web\n'
+
+
+def test_predict_writes_one_row_per_input_row_in_order_with_its_columns_and_probabilities(
+    capsys: pytest.CaptureFixture, tmp_path: Path, trained_run: Path
+) -> None:
+    import tunesmith
+
+    source = write(tmp_path / "in.csv", ID_TEXTS)
+    texts = ["a wonderful one", "so boring", "great, truly", "awful thing"]
+    expected = tunesmith.load(trained_run).predict(texts)
+
+    code, _, err = run_cli(capsys, "predict", trained_run, "--input", source, "--output", tmp_path / "out.csv")
+    assert code == 0, err
+    with open(tmp_path / "out.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["id", "text", "source", "label", "score", "p_neg", "p_pos"]
+    assert [(row["id"], row["text"], row["source"]) for row in rows] == [
+        ("17", texts[0], "web"),
+        ("3", texts[1], "mail"),
+        ("42", texts[2], "web"),
+        ("8", texts[3], "web"),
+    ]
+    for row, result in zip(rows, expected, strict=True):
+        assert row["label"] == result["label"]
+        assert [float(row["p_neg"]), float(row["p_pos"])] == pytest.approx(
+            [result["probabilities"]["neg"], result["probabilities"]["pos"]], abs=1e-5
+        )
+        assert float(row[f"p_{row['label']}"]) == pytest.approx(float(row["score"]))
+
+    # JSON lines, to a file or to stdout: the same rows, with the probabilities as an object.
+    code, out, err = run_cli(capsys, "predict", trained_run, "--input", source)
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["id"] for line in lines] == ["17", "3", "42", "8"]
+    assert [line["label"] for line in lines] == [result["label"] for result in expected]
+    assert set(lines[0]) == {"id", "text", "source", "label", "score", "probabilities"}
+    code, _, err = run_cli(capsys, "predict", trained_run, "--input", source, "--output", tmp_path / "out.jsonl")
+    assert code == 0, err
+    assert (tmp_path / "out.jsonl").read_text() == out
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ("text\ngreat\n\nawful\n", ["in.csv, line 3", "the text is empty", "skips none"]),
+        ("id,text\n1,great\n2,\n3,\u200b\n", ["in.csv, line 3", "(1 more line has no text either: 4)"]),
+    ],
+    ids=["blank-line", "empty-and-zero-width"],
+)
+def test_predict_refuses_a_row_without_text_and_writes_nothing(
+    capsys: pytest.CaptureFixture, tmp_path: Path, trained_run: Path, content: str, fragments: list[str]
+) -> None:
+    # Skipping the row would shift every later prediction onto the wrong row (4 rows in, 2 out).
+    source = write(tmp_path / "in.csv", content)
+    output = tmp_path / "out.csv"
+    code, _, err = run_cli(capsys, "predict", trained_run, "--input", source, "--output", output)
+    assert_user_error(code, err, *fragments)
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--text", ""], ["--text number 1 ('') is empty", "nothing to read"]),
+        (["--text", "fine", "--text", " \t"], ["--text number 2", "is empty"]),
+        (["--text", "\u200b"], ["is only invisible characters (U+200B ZERO WIDTH SPACE)"]),
+        (["--text", "a film", "--text-pair", "a movie"], ["trained on single texts", "without --text-pair"]),
+    ],
+    ids=["empty", "whitespace", "zero-width", "pair-for-single-text-run"],
+)
+def test_predict_refuses_texts_it_cannot_answer_for(
+    capsys: pytest.CaptureFixture, trained_run: Path, argv: list[str], fragments: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, "predict", trained_run, *argv)
+    assert_user_error(code, err, *fragments)
+    assert out == ""
+
+
+def link(kind: str, target: Path, path: Path) -> Path:
+    if kind == "symlink":
+        path.symlink_to(target)
+    elif kind == "hard link":
+        path.hardlink_to(target)
+    return path
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("via", ["same path", "other spelling", "symlink", "hard link"])
+def test_the_input_file_is_never_the_output(
+    capsys: pytest.CaptureFixture, tmp_path: Path, trained_run: Path, command: str, via: str
+) -> None:
+    source = write(tmp_path / "data.csv", "text,label\na wonderful one,pos\nso boring,neg\n")
+    (tmp_path / "sub").mkdir()
+    output = {
+        "same path": source,
+        "other spelling": tmp_path / "sub" / ".." / "data.csv",
+        "symlink": tmp_path / "alias.csv",
+        "hard link": tmp_path / "twin.csv",
+    }[via]
+    link(via, source, output)
+    flag = "--input" if command == "predict" else "--data"
+    code, _, err = run_cli(capsys, command, trained_run, flag, source, "--output", output)
+    assert_user_error(code, err, f"--output {output} is the {flag} file {source}", "new file name")
+    assert source.read_text() == "text,label\na wonderful one,pos\nso boring,neg\n"
+
+
+def test_the_output_never_replaces_a_file_of_the_run_and_its_folder_must_exist(
+    capsys: pytest.CaptureFixture, tmp_path: Path, trained_run: Path
+) -> None:
+    metrics = (trained_run / "metrics.json").read_text()
+    source = write(tmp_path / "data.csv", "text,label\na wonderful one,pos\nso boring,neg\n")
+    for command, flag in (("predict", "--input"), ("evaluate", "--data")):
+        code, _, err = run_cli(capsys, command, trained_run, flag, source, "--output", trained_run / "metrics.json")
+        assert_user_error(code, err, "is a file of the run folder")
+        code, _, err = run_cli(capsys, command, trained_run, flag, source, "--output", tmp_path / "no" / "out.csv")
+        assert_user_error(code, err, f"the folder {tmp_path / 'no'} does not exist")
+    assert (trained_run / "metrics.json").read_text() == metrics
+    code, _, err = run_cli(capsys, "evaluate", trained_run, "--data", source, "--output", tmp_path / "eval.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] in {0.0, 0.5, 1.0}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data.csv", "eval.json"]

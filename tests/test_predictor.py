@@ -10,6 +10,9 @@ import torch
 
 import tunesmith
 from tunesmith import predictor as predictor_module
+from tunesmith.config import RunConfig
+from tunesmith.errors import UserError
+from tunesmith.predictor import Predictor
 
 
 @pytest.fixture
@@ -74,3 +77,45 @@ def test_predicting_from_a_file_imports_no_dataset_or_adapter_library(
     expected = tunesmith.load(finished_run.path).predict(texts)
     assert [row["label"] for row in written] == [row["label"] for row in expected]
     assert [float(row["score"]) for row in written] == pytest.approx([row["score"] for row in expected], abs=1e-5)
+
+
+def bare_predictor(**data: str) -> Predictor:
+    """A predictor without a model: enough for what predict refuses before the model runs."""
+    return Predictor(model=None, tokenizer=None, config=RunConfig(data={"train": "train.csv", **data}), task=None)
+
+
+@pytest.mark.parametrize(
+    ("texts", "fragment"),
+    [
+        ("", "texts[0] is empty"),
+        (["fine", " \t\n"], "texts[1] is empty"),
+        (["\u200b\u200b"], "texts[0] is only invisible characters (U+200B ZERO WIDTH SPACE)"),
+        (["fine", None], "texts[1] is None (of type NoneType), not a string"),
+    ],
+    ids=["empty", "whitespace", "zero-width", "none"],
+)
+def test_predict_refuses_a_text_without_anything_to_read(texts: list | str, fragment: str) -> None:
+    with pytest.raises(UserError) as caught:
+        bare_predictor().predict(texts)
+    assert fragment in str(caught.value)
+
+
+def test_second_texts_are_refused_by_a_single_text_run_and_required_by_a_pair_run() -> None:
+    with pytest.raises(UserError, match=r"trained on single texts .* Predict without --text-pair \(text_pairs"):
+        bare_predictor().predict(["a film"], ["a movie"])
+    pairs = bare_predictor(text_pair_column="second")
+    with pytest.raises(UserError, match=r'trained on sentence pairs \(data.text_pair_column "second"\)'):
+        pairs.predict(["a film"])
+    with pytest.raises(UserError, match="2 texts but 1 second texts"):
+        pairs.predict(["a film", "a play"], ["a movie"])
+    with pytest.raises(UserError, match=r"text_pairs\[0\] is empty"):
+        pairs.predict("a film", "")
+
+
+def test_a_refused_text_costs_the_loaded_predictor_nothing(finished_run) -> None:
+    predictor = tunesmith.load(finished_run.path)
+    with pytest.raises(UserError, match=r"texts\[1\] is empty"):
+        predictor.predict(["a wonderful one", ""])
+    with pytest.raises(UserError, match="trained on single texts"):
+        predictor.predict(["a wonderful one"], ["a second text"])
+    assert [result["label"] for result in predictor.predict(["a wonderful one"])] in (["pos"], ["neg"])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tunesmith import runs
 from tunesmith.errors import UserError
 from tunesmith.runs import (
     RUN_FILES,
@@ -208,3 +209,19 @@ def test_reopen_cuts_the_history_back_to_the_checkpoint(tmp_path: Path) -> None:
     RunFolder.reopen(run.path, Checkpoint(run.checkpoints / "step-2", 2))
     kept = (run.path / "history.jsonl").read_text().splitlines()
     assert kept == ['{"step": 1}', '{"step": 2, "split": "validation"}']
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "predictions.csv"
+    target.write_text("old\n")
+
+    def full_disk(source: object, destination: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        runs.write_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["predictions.csv"]

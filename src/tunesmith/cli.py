@@ -11,13 +11,14 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
-from tunesmith.errors import UserError
+from tunesmith.errors import UserError, brief
 from tunesmith.tasks import TASK_NAMES, reading_options
 from tunesmith.train.signals import StopRequested
 
@@ -347,6 +348,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     run_dir, data = Path(args.run_dir), Path(args.data)
     check_finished(run_dir)
     check_exists(data)
+    output = _check_output(args.output, run_dir, {"--data": data})
     from tunesmith.data.splits import read_labelled
 
     # Its columns and rows too. The predictor reads the file again: 0.6 s for SST-2's 67,349
@@ -358,12 +360,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     metrics = load(args.run_dir).evaluate(Path(args.data), args.format)
     _print_table({"metrics": metrics})
-    if args.output:
-        _write_output(Path(args.output), json.dumps(metrics, indent=2) + "\n")
+    if output:
+        _write_output(output, json.dumps(metrics, indent=2) + "\n")
 
 
 def run_predict(args: argparse.Namespace) -> None:
     from tunesmith.data.readers import check_exists
+    from tunesmith.data.splits import check_pairs, check_texts, read_texts
     from tunesmith.runs import check_finished, run_config
 
     # Before the seconds of loading torch and the model:
@@ -371,27 +374,72 @@ def run_predict(args: argparse.Namespace) -> None:
         raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
     run_dir = Path(args.run_dir)
     check_finished(run_dir)
+    config = run_config(run_dir)
     if args.text:
         texts, pairs = args.text, args.text_pair
+        check_pairs(config.data, texts, pairs)
+        check_texts(texts, lambda index: f"--text number {index + 1} ({brief(texts[index])})")
+        if pairs:
+            check_texts(pairs, lambda index: f"--text-pair number {index + 1} ({brief(pairs[index])})")
+        rows = [{"text": text} for text in texts]
+        for row, pair in zip(rows, pairs or [], strict=False):
+            row["text_pair"] = pair
+        output = _check_output(args.output, run_dir, {})
     else:
-        check_exists(Path(args.input))
-        from tunesmith.data.splits import read_texts
-
-        config = run_config(run_dir)
+        source = Path(args.input)
+        check_exists(source)
+        output = _check_output(args.output, run_dir, {"--input": source})
         data_config = _data_config(config, args.format)
         token_level = reading_options(config)["token_level"]
-        texts, pairs = read_texts(Path(args.input), data_config, token_level, args.text_column)
+        read = read_texts(source, data_config, token_level, args.text_column)
+        texts, pairs, rows = read.texts, read.pairs, read.rows
     _quiet_libraries(uses_datasets=False)
     from tunesmith.predictor import load
 
     results = load(run_dir).predict(texts, pairs)
-    if args.output:
-        _write_output(Path(args.output), _format_predictions(texts, results, as_csv=args.output.endswith(".csv")))
+    if output:
+        _write_output(output, _format_predictions(rows, results, as_csv=output.suffix.lower() == ".csv"))
     elif args.text:
         for text, result in zip(texts, results, strict=True):
             print(f"{_one_line(result)}\t{text}")
     else:
-        sys.stdout.write(_format_predictions(texts, results, as_csv=False))
+        sys.stdout.write(_format_predictions(rows, results, as_csv=False))
+
+
+def _check_output(output: str | None, run_dir: Path, inputs: dict[str, Path]) -> Path | None:
+    """--output as a path, refused before any work where writing it would destroy an input
+    (the same file by another path, a link or a hard link; a file of the run folder) or must fail."""
+    if output is None:
+        return None
+    path = Path(output)
+    for flag, source in inputs.items():
+        if _same_file(path, source):
+            raise UserError(
+                f"--output {path} is the {flag} file {source} (the same file, by another path or through a link), "
+                "and writing the results there would destroy it. Give --output a new file name."
+            )
+        if source.is_dir() and path.resolve().is_relative_to(source.resolve()):
+            raise UserError(
+                f"--output {path} lies inside the {flag} folder {source}, a saved dataset that is not tunesmith's "
+                "to change. Write the results outside it."
+            )
+    if path.exists() and path.resolve().is_relative_to(run_dir.resolve()):
+        raise UserError(
+            f"--output {path} is a file of the run folder {run_dir}, which writing the results would replace. "
+            "Give --output a file outside the run folder, or a new file name."
+        )
+    if path.is_dir():
+        raise UserError(f"--output {path} is a folder. Give a file name, e.g. {path / 'predictions.csv'}.")
+    if not path.parent.is_dir():
+        raise UserError(f"--output {path}: the folder {path.parent} does not exist. Create it, or write elsewhere.")
+    return path
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        return path.exists() and os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 def _data_config(config: RunConfig, fmt: str | None) -> DataConfig:
@@ -418,12 +466,12 @@ def _one_line(result: dict[str, Any]) -> str:
 
 
 def _csv_fields(result: dict[str, Any]) -> dict[str, str]:
-    """A prediction's flat fields for CSV: probabilities dropped, lists joined, entities as JSON."""
+    """A prediction's flat fields for CSV: a p_<label> column per probability, lists joined, entities as JSON."""
     fields = {}
     for key, value in result.items():
         if key == "probabilities":
-            continue
-        if key == "entities":
+            fields.update({f"p_{name}": f"{probability:.6f}" for name, probability in value.items()})
+        elif key == "entities":
             fields[key] = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, list):
             fields[key] = ",".join(value)
@@ -434,16 +482,44 @@ def _csv_fields(result: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
-def _format_predictions(texts: list[str], results: list[dict[str, Any]], as_csv: bool) -> str:
-    if as_csv:
-        buffer = io.StringIO()
-        rows = [_csv_fields(result) for result in results]
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["text", *(rows[0] if rows else ["label", "score"])])
-        for text, row in zip(texts, rows, strict=True):
-            writer.writerow([text, *row.values()])
-        return buffer.getvalue()
-    return "".join(json.dumps({"text": t, **r}, ensure_ascii=False) + "\n" for t, r in zip(texts, results, strict=True))
+def _csv_value(value: Any) -> str:
+    """An input value as a CSV field: as read for text files; JSON for lists and objects; nothing for null."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _format_predictions(rows: list[dict[str, Any]], results: list[dict[str, Any]], as_csv: bool) -> str:
+    """One line (JSON) or row (CSV) per input row, in input order: the row's columns, then the prediction's.
+
+    An input column named like a prediction field (a labelled file's "label") is written as
+    input_<name>, so that neither hides the other.
+    """
+    predicted = [_csv_fields(result) for result in results] if as_csv else results
+    fields = list(predicted[0]) if predicted else ["label", "score"]
+    taken = set(fields) | set(rows[0] if rows else [])
+    names = {}
+    for name in rows[0] if rows else []:
+        new = name
+        while new in fields or (new != name and new in taken):
+            new = f"input_{new}"
+        taken.add(new)
+        names[name] = new
+    joined = [
+        {**{names[key]: value for key, value in row.items()}, **result}
+        for row, result in zip(rows, predicted, strict=True)
+    ]
+    if not as_csv:
+        return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in joined)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = [*names.values(), *fields]
+    writer.writerow(header)
+    for row in joined:
+        writer.writerow([_csv_value(row.get(name)) for name in header])
+    return buffer.getvalue()
 
 
 def _write_output(path: Path, text: str) -> None:

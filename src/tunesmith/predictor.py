@@ -11,8 +11,9 @@ from accelerate import Accelerator
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig
-from tunesmith.errors import UserError
+from tunesmith.data.splits import check_pairs, check_texts
 from tunesmith.models.backbones import check_loadable
+from tunesmith.quiet import quiet_libraries
 from tunesmith.runs import check_finished, run_config
 from tunesmith.speedups import apply_speedups
 from tunesmith.tasks import get_task, reading_options
@@ -35,6 +36,7 @@ class Predictor:
         return self.task.names
 
     @classmethod
+    @quiet_libraries(uses_datasets=False)
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
         check_finished(run_dir)
@@ -66,26 +68,44 @@ class Predictor:
         self, texts: list[str] | str, text_pairs: list[str] | None = None, batch_size: int = 64
     ) -> list[dict[str, Any]]:
         """One result per text, in input order: {label, score, probabilities} for classification,
-        {value} for regression, {labels, probabilities} for multi-label, {entities} for NER."""
-        if isinstance(texts, str):
-            texts = [texts]
+        {value} for regression, {labels, probabilities} for multi-label, {entities} for NER.
+
+        Refused (UserError): a text that is not a string or holds nothing visible (empty, whitespace,
+        zero-width characters); `text_pairs` for a run trained on single texts, and none for a run
+        trained on pairs.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if isinstance(text_pairs, str):
             text_pairs = [text_pairs]
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise UserError(f"{len(texts)} texts but {len(text_pairs)} second texts: give one pair per text.")
+        text_pairs = None if text_pairs is None else list(text_pairs)
+        check_pairs(self.config.data, texts, text_pairs)
+        check_texts(texts, "texts[{}]".format)
+        if text_pairs is not None:
+            check_texts(text_pairs, "text_pairs[{}]".format)
         task = self.task
-        prepared = task.preprocess(self.tokenizer, list(texts), text_pairs, batch_size)
+        prepared = task.preprocess(self.tokenizer, texts, text_pairs, batch_size)
         return task.decode(prepared, [task.forward(self.model, batch) for batch in prepared.batches])
 
+    @quiet_libraries()
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         from tunesmith.data.splits import read_labelled
-        from tunesmith.stages.data import tokenize_split
+        from tunesmith.stages.data import text_columns, tokenize_split
         from tunesmith.stages.evaluate import prepared_loader
+        from tunesmith.tasks.encoding import check_readable
         from tunesmith.train.loop import evaluate
 
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         labelled = read_labelled(Path(path), data_cfg, **reading_options(self.config))
+        training = self.config.training
+        check_readable(
+            [labelled],
+            self.tokenizer,
+            Path(path),
+            text_columns(self.config),
+            training.max_length,
+            training.truncation_side,
+        )
         split = self.task.encode(labelled, Path(path))
         encoded, swapped = tokenize_split(self.config, self.task, self.tokenizer, split, training=False)
         accelerator = Accelerator()

@@ -8,6 +8,7 @@ continues from its latest usable checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -51,8 +52,14 @@ def temporary_name(name: str) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file, then rename: a reader never sees half a file."""
     temporary = path.with_name(temporary_name(path.name))
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk or an interrupt leaves neither half a file nor the temporary one behind.
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise
 
 
 def read_status(path: Path) -> str | None:

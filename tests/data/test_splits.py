@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import DataConfig
-from tunesmith.data.splits import load_splits, neighbour_words, read_labelled, read_texts
+from tunesmith.data.splits import blank_text, load_splits, neighbour_words, read_labelled, read_texts
 from tunesmith.errors import UserError
 
 
@@ -79,7 +79,84 @@ def test_texts_to_predict_come_from_the_named_column(tmp_path: Path) -> None:
     cfg = DataConfig(train=tmp_path / "train.csv")
     with pytest.raises(UserError, match='no column "text".*--text-column'):
         read_texts(path, cfg)
-    assert read_texts(path, cfg, column="sentence") == (["first", "second"], None)
+    read = read_texts(path, cfg, column="sentence")
+    assert (read.texts, read.pairs) == (["first", "second"], None)
+    assert read.rows == [{"sentence": "first", "other": "a"}, {"sentence": "second", "other": "b"}]
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.tsv"])
+def test_every_row_to_predict_is_kept_in_order_with_its_other_columns(tmp_path: Path, name: str) -> None:
+    # Blank lines before the header and after the last row are no rows; a blank line between rows is one.
+    sep = "," if name.endswith(".csv") else "\t"
+    path = tmp_path / name
+    path.write_text(f"\nid{sep}text\n7{sep}first\n3{sep}second\n9{sep}third\n\n\n")
+    read = read_texts(path, DataConfig(train=tmp_path / "train.csv"))
+    assert read.texts == ["first", "second", "third"]
+    assert [row["id"] for row in read.rows] == ["7", "3", "9"]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        # A one-column file's empty text is a blank line: refused, not skipped (which shifted every later row).
+        (
+            "text\ngreat\n\nawful\n\nfine\n",
+            ["in.csv, line 3", "the text is empty (1 more line has no text either: 5)", "remove the row"],
+        ),
+        ('id,text\n1,great\n2,"  "\n', ["in.csv, line 3", 'column "text"', "the text is empty"]),
+        ("id,text\n1,great\n2,\u200b\u200b\n", ["line 3", "only invisible characters (U+200B ZERO WIDTH SPACE)"]),
+        ("id\n1\n", ['no column "text"', "--text-column"]),
+        ("text\n", ["in.csv: no rows to predict for"]),
+    ],
+    ids=["blank-line", "spaces", "zero-width", "no-text-column", "header-only"],
+)
+def test_a_file_to_predict_with_a_row_without_text_is_refused_naming_the_line(
+    tmp_path: Path, content: str, fragments: list[str]
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        read_texts(path, DataConfig(train=tmp_path / "train.csv"))
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_a_pair_run_needs_the_second_text_of_every_row(tmp_path: Path) -> None:
+    cfg = DataConfig(train=tmp_path / "train.csv", text_pair_column="second")
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a film"}\n')
+    with pytest.raises(UserError, match='no column "second".*trained on sentence pairs'):
+        read_texts(path, cfg)
+    path.write_text('{"text": "a film", "second": "a movie"}\n{"text": "a play"}\n')
+    with pytest.raises(UserError, match='in.jsonl, line 2, column "second": the text is missing'):
+        read_texts(path, cfg)
+    path.write_text('{"text": "a film", "second": "a movie", "id": 4}\n')
+    read = read_texts(path, cfg)
+    assert (read.texts, read.pairs, read.rows[0]["id"]) == (["a film"], ["a movie"], 4)
+
+
+def test_training_refuses_a_text_of_only_invisible_characters(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [*balanced_rows(5), ("\u200b\u00ad", "a")])
+    with pytest.raises(UserError) as caught:
+        load_splits(DataConfig(train=path), seed=0)
+    assert str(caught.value).startswith(f'{path}, line 22, column "text": the text is only invisible characters (')
+    assert "U+00AD SOFT HYPHEN, U+200B ZERO WIDTH SPACE" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", "empty"),
+        (" \t\n", "empty"),
+        ("\u200b", "only invisible characters (U+200B ZERO WIDTH SPACE)"),
+        (" \u200d\x07 ", "only invisible characters (U+0007 control character, U+200D ZERO WIDTH JOINER)"),
+        ("\ufeffhello", None),
+        ("\u200bé", None),
+        ("a", None),
+    ],
+)
+def test_blank_text_names_what_a_text_without_anything_visible_holds(text: str, blank: str | None) -> None:
+    assert blank_text(text) == blank
 
 
 def test_tsv_read_as_csv_gets_a_delimiter_hint(tmp_path: Path) -> None:

@@ -1,9 +1,13 @@
+import logging
 import os
+from pathlib import Path
 
 import datasets
+import pytest
 
+from tunesmith.errors import UserError
 from tunesmith.models.backbones import load_tokenizer
-from tunesmith.tasks.encoding import count_truncated, tokenize
+from tunesmith.tasks.encoding import check_readable, count_truncated, tokenize
 
 
 def test_tokenize_adds_ids_and_lengths_and_is_cached(tiny_model: str) -> None:
@@ -27,3 +31,68 @@ def test_pairs_are_encoded_together(tiny_model: str) -> None:
     split = datasets.Dataset.from_dict({"text": ["first"], "text_pair": ["second"], "label": [0]})
     encoded = tokenize(split, tokenizer, max_length=32)
     assert encoded["token_type_ids"][0] == [0, 0, 0, 1, 1]
+
+
+def split_of(texts: list, pairs: list | None = None, first_line: int = 2) -> datasets.Dataset:
+    columns = {"text": texts, "line": list(range(first_line, first_line + len(texts)))}
+    if pairs is not None:
+        columns["text_pair"] = pairs
+    return datasets.Dataset.from_dict(columns)
+
+
+def test_a_text_that_tokenizes_to_nothing_is_refused_naming_its_line(tiny_model: str) -> None:
+    # Visible to Unicode, but the uncased tokenizer strips accents: a lone combining accent gives no token.
+    tokenizer = load_tokenizer(tiny_model)
+    texts = ["a fine film", "\u0301", "good", "\u0301\u0300", "\u0301"]
+    with pytest.raises(UserError) as caught:
+        check_readable([split_of(texts)], tokenizer, Path("t.csv"), {"text": "review"}, max_length=32)
+    message = str(caught.value)
+    assert message.startswith('t.csv, line 3, column "review": the text')
+    assert "gives no token" in message and "(2 more lines give none either: 5, 6)" in message
+    check_readable([split_of(["a fine film", "good"])], tokenizer, Path("t.csv"), {"text": "review"}, max_length=32)
+
+
+def test_splits_of_one_file_are_checked_together_in_line_order(tiny_model: str) -> None:
+    tokenizer = load_tokenizer(tiny_model)
+    train, carved = split_of(["fine", "\u0301"], first_line=10), split_of(["\u0301", "good"], first_line=4)
+    with pytest.raises(UserError, match=r"line 4, .*\(1 more line gives none either: 11\)"):
+        check_readable([train, carved], tokenizer, Path("t.csv"), {"text": "text"}, max_length=32)
+
+
+def test_a_second_text_is_checked_under_its_own_column(tiny_model: str) -> None:
+    tokenizer = load_tokenizer(tiny_model)
+    split = split_of(["one", "two"], ["fine", "\u0301"])
+    with pytest.raises(UserError, match='t.csv, line 3, column "second": the text'):
+        check_readable([split], tokenizer, Path("t.csv"), {"text": "first", "text_pair": "second"}, max_length=32)
+
+
+def test_texts_of_only_unknown_tokens_are_counted_in_one_warning(
+    tiny_model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokenizer = load_tokenizer(tiny_model)
+    split = split_of(["a fine film", "\U0001f600", "ok", "\U0001f44d\U0001f600", "fine \U0001f600"])
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        check_readable([split], tokenizer, Path("t.csv"), {"text": "text"}, max_length=32)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith('t.csv: 2 text(s) of column "text" are only unknown tokens ([UNK])')
+    assert "the first is line 3, '\U0001f600'" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        check_readable([split], tokenizer, Path("t.csv"), {"text": "text"}, max_length=32, warn=False)
+    assert not caplog.records
+
+
+def test_token_level_words_without_sub_tokens_are_warned_about_and_empty_sentences_refused(
+    tiny_model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokenizer = load_tokenizer(tiny_model)
+    split = split_of([["EU", "\u0301", "rejects"], ["Peter"]])
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        check_readable([split], tokenizer, Path("t.conll"), {"text": "tokens"}, max_length=32)
+    [record] = caplog.records
+    assert '1 word(s) of column "tokens" give no token' in record.getMessage()
+    assert "word 2, '\u0301', of the sentence on line 2" in record.getMessage()
+    with pytest.raises(UserError, match='t.conll, line 3, column "tokens": the text .* gives no token'):
+        check_readable([split_of([["EU"], ["\u0301"]])], tokenizer, Path("t.conll"), {"text": "tokens"}, max_length=32)

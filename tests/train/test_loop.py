@@ -1,3 +1,6 @@
+import io
+import logging
+import re
 import signal
 import tempfile
 from collections.abc import Callable
@@ -7,6 +10,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from tqdm.auto import tqdm as real_tqdm
 
 from tunesmith.config import RunConfig, TrainingConfig
 from tunesmith.data.splits import load_splits
@@ -162,3 +166,44 @@ def test_a_stopped_run_resumes_exactly_like_an_uninterrupted_one(
         reference_summary.train_samples,
         reference_summary.best_step,
     )
+
+
+class Terminal(io.StringIO):
+    """Where a bar goes on an interactive terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def bars_to(stream: io.StringIO) -> Callable:
+    return lambda *args, **kwargs: real_tqdm(*args, file=stream, **kwargs)
+
+
+def test_without_a_terminal_progress_is_logged_as_plain_lines(
+    tiny_model: str, sentiment_csv: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI, nohup, a log file: tqdm turns its bar off, and nothing at all was printed for a whole run.
+    monkeypatch.setattr(loop, "tqdm", bars_to(io.StringIO()))
+    options = {"max_steps": 4, "logging_steps": 2, "eval_steps": 4, "eval_each_epoch": False}
+    with caplog.at_level(logging.INFO, logger="tunesmith.train.loop"):
+        train(tiny_model, sentiment_csv, **options)
+    lines = [record.getMessage() for record in caplog.records if record.name == "tunesmith.train.loop"]
+    assert len(lines) == 3, lines
+    number = r"\d+\.\d+"
+    for line, step, done in zip(lines, (2, 4), ("50%", "100%"), strict=False):
+        assert re.fullmatch(
+            rf"step {step}/4 \({done}\), epoch {number}, loss {number}, lr \S+, {number} samples/s, "
+            r"elapsed \d+:\d\d, ETA \d+:\d\d",
+            line,
+        ), line
+    assert lines[1].endswith("ETA 0:00")
+    assert lines[2].startswith("validation at step 4/4: accuracy ")
+
+    # On a terminal the bar says it, and no line is logged.
+    terminal = Terminal()
+    monkeypatch.setattr(loop, "tqdm", bars_to(terminal))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tunesmith.train.loop"):
+        train(tiny_model, sentiment_csv, **options)
+    assert not [record for record in caplog.records if record.name == "tunesmith.train.loop"]
+    assert "Training: 100%" in terminal.getvalue() and "loss=" in terminal.getvalue()

@@ -86,8 +86,14 @@ def read_table(
     fmt: str = "auto",
     column_names: list[str] | None = None,
     split: str = "train",
+    keep_blank_rows: bool = False,
 ) -> Table:
-    """Read a file (or a `save_to_disk` folder, taking `split` from a DatasetDict)."""
+    """Read a file (or a `save_to_disk` folder, taking `split` from a DatasetDict).
+
+    Blank lines of CSV and TSV files are skipped, unless `keep_blank_rows`: then a blank line
+    between the header and the last row is a row of empty values, as `predict --input` needs,
+    which owes every line its prediction (a one-column file's empty text is a blank line).
+    """
     path = Path(path)
     check_exists(path)
     fmt = detect_format(path, fmt)
@@ -101,7 +107,7 @@ def read_table(
     if fmt == "jsonl":
         return _read_jsonl(path, text)
     delimiter = "\t" if fmt == "tsv" else ","
-    return _read_delimited(path, text, delimiter, column_names)
+    return _read_delimited(path, text, delimiter, column_names, keep_blank_rows)
 
 
 def _decode(path: Path) -> str:
@@ -174,12 +180,19 @@ def _unquote(field: str) -> str:
     return field
 
 
-def _read_delimited(path: Path, text: str, delimiter: str, column_names: list[str] | None) -> Table:
+def _read_delimited(
+    path: Path, text: str, delimiter: str, column_names: list[str] | None, keep_blank_rows: bool = False
+) -> Table:
     records = _tsv_records(text) if delimiter == "\t" else _csv_records(path, text)
+    # Blank lines before the header and after the last row are never rows.
+    while records and records[0][2]:
+        records.pop(0)
+    while records and records[-1][2]:
+        records.pop()
     if column_names is None:
         if not records:
             raise UserError(f"{path}: the file is empty; it needs a header line and at least one row.")
-        _, header = records.pop(0)
+        _, header, _ = records.pop(0)
         header = [name.strip() for name in header]
         _check_delimiter(path, header, delimiter)
     else:
@@ -187,7 +200,11 @@ def _read_delimited(path: Path, text: str, delimiter: str, column_names: list[st
     _check_header(path, header)
     columns: dict[str, list[Any]] = {name: [] for name in header}
     lines: list[int] = []
-    for line, fields in records:
+    for line, fields, blank in records:
+        if blank:
+            if not keep_blank_rows:
+                continue
+            fields = fields if len(fields) == len(header) else [""] * len(header)
         if len(fields) != len(header):
             kind = "tab" if delimiter == "\t" else "comma"
             raise UserError(
@@ -233,23 +250,25 @@ def _brief_join(names: list[str]) -> str:
     return _cut(", ".join(names))
 
 
-def _tsv_records(text: str) -> list[tuple[int, list[str]]]:
+# (line number, fields, whether the line is blank)
+Record = tuple[int, list[str], bool]
+
+
+def _tsv_records(text: str) -> list[Record]:
     return [
-        (number, [_unquote(field) for field in line.split("\t")])
+        (number, [_unquote(field) for field in line.split("\t")], not line.strip())
         for number, line in enumerate(_split_lines(text), start=1)
-        if line.strip()
     ]
 
 
-def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+def _csv_records(path: Path, text: str) -> list[Record]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records = []
     start = 1
     try:
         with _csv_field_limit(_CSV_FIELD_LIMIT):
             for fields in reader:
-                if any(field.strip() for field in fields):
-                    records.append((start, fields))
+                records.append((start, fields, not any(field.strip() for field in fields)))
                 start = reader.line_num + 1
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):

@@ -7,6 +7,8 @@ Labels are not interpreted here: that is the task's job.
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ DOCUMENT_COLUMN = "document"
 
 # Extensions read as CoNLL columns when the task works on tokens (CoNLL-2003 ships .txt).
 CONLL_SUFFIXES = {".conll", ".txt", ".bio", ".iob", ".tsv"}
+# Unicode categories of characters nothing reads: control (Cc) and format (Cf: zero-width space, BOM, ...).
+_INVISIBLE = {"Cc", "Cf"}
 # Arrow stores integers as int64; a label beyond that is kept as its digits.
 _INT64 = range(-(2**63), 2**63)
 
@@ -104,24 +108,128 @@ def read_labelled(path: Path, cfg: DataConfig, token_level: bool = False, contex
     return select_columns(table, cfg, token_level, context_words, columns_settable=False)
 
 
-def read_texts(
-    path: Path, cfg: DataConfig, token_level: bool = False, column: str | None = None
-) -> tuple[list[str], list[str] | None]:
-    """Texts (and pairs, where the file has the pair column) of an unlabelled file, for `predict --input`.
+@dataclass
+class TextsToPredict:
+    """An unlabelled file's texts (and second texts), with every column of each row as read,
+    so that each prediction can be written beside the row it belongs to."""
 
-    A tagger reads raw texts too, not token lists: its default column is "text".
+    texts: list[str]
+    pairs: list[str] | None
+    rows: list[dict[str, Any]]
+
+
+def read_texts(path: Path, cfg: DataConfig, token_level: bool = False, column: str | None = None) -> TextsToPredict:
+    """The rows of an unlabelled file, for `predict --input`: one prediction per row, in order.
+
+    A tagger reads raw texts too, not token lists: its default column is "text". A run trained
+    on pairs needs the second text of each row in its `text_pair_column`. No row is skipped:
+    a blank line between rows of a CSV or TSV file is a row with an empty text, and a row
+    without a text is refused, naming its line, rather than dropped (which would shift every
+    later prediction onto the wrong row).
     """
     column = column or ("text" if token_level else cfg.text_column)
-    table = read_table(path, cfg.format, cfg.column_names, split="test")
+    table = read_table(path, cfg.format, cfg.column_names, split="test", keep_blank_rows=True)
+    if len(table) == 0:
+        raise UserError(f"{path}: no rows to predict for (only a header, or an empty file). Add texts.")
     if column not in table.columns:
         raise UserError(
             f'{path}: no column "{column}". Columns found: {_shown_columns(table)}. Pass --text-column NAME.'
         )
-    texts = [str(value) if value is not None else "" for value in table.columns[column]]
-    pairs = None
-    if cfg.text_pair_column and cfg.text_pair_column in table.columns:
-        pairs = [str(value) if value is not None else "" for value in table.columns[cfg.text_pair_column]]
-    return texts, pairs
+    pair_column = cfg.text_pair_column
+    if pair_column and pair_column not in table.columns:
+        raise UserError(
+            f'{path}: no column "{pair_column}". The run was trained on sentence pairs (data.text_pair_column '
+            f'"{pair_column}"), so every row needs its second text there. Columns found: {_shown_columns(table)}. '
+            f'Add the column, or name the file\'s second-text column "{pair_column}".'
+        )
+    texts = _texts_to_predict(table, column)
+    pairs = _texts_to_predict(table, pair_column) if pair_column else None
+    names = list(table.columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*table.columns.values(), strict=True)]
+    return TextsToPredict(texts, pairs, rows)
+
+
+def _texts_to_predict(table: Table, column: str) -> list[str]:
+    """The column's texts, each a non-blank string; the first blank one is refused with a count of the others."""
+    values = table.columns[column]
+    blank = [
+        index
+        for index, value in enumerate(values)
+        if is_missing(value) or (isinstance(value, str) and blank_text(value))
+    ]
+    if blank:
+        first = values[blank[0]]
+        what = "missing" if is_missing(first) else blank_text(first)
+        others = ""
+        if len(blank) > 1:
+            shown = ", ".join(str(table.lines[index]) for index in blank[1:6]) + (", ..." if len(blank) > 6 else "")
+            count = len(blank) - 1
+            others = f" ({count} more {table.unit}{'s have' if count > 1 else ' has'} no text either: {shown})"
+        raise UserError(
+            f"{table.locate(blank[0], column)}: the text is {what}{others}. predict writes one result per row, "
+            "in order, and skips none: fill the text in or remove the row."
+        )
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise UserError(
+                f"{table.locate(index, column)}: the text is {brief(value)}, {json_type(value)}, "
+                "not a string. Write every text as a string (in JSON, in double quotes)."
+            )
+    return values
+
+
+def check_texts(texts: Sequence[Any], name: Callable[[int], str]) -> None:
+    """Refuse a text to predict for that is not a string or is blank; `name(i)` says which one it is."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(
+                f"{name(index)} is {brief(text)} (of type {type(text).__name__}), not a string. "
+                "Give every text as a string."
+            )
+        blank = blank_text(text)
+        if blank:
+            raise UserError(
+                f"{name(index)} is {blank}, so the model would have nothing to read. Give it a visible text, "
+                "or leave it out (one result comes back per text, in order)."
+            )
+
+
+def check_pairs(cfg: DataConfig, texts: Sequence[Any], pairs: Sequence[Any] | None) -> None:
+    """Second texts exactly where the run was trained on pairs (its `data.text_pair_column`), one per text."""
+    column = cfg.text_pair_column
+    if pairs is not None and not column:
+        raise UserError(
+            "This run was trained on single texts (its config.yaml sets no data.text_pair_column), so a second "
+            "text would be read as a sentence pair, which the model never saw. Predict without --text-pair "
+            "(text_pairs in Python), or train a sentence-pair run with data.text_pair_column."
+        )
+    if pairs is None and column:
+        raise UserError(
+            f'This run was trained on sentence pairs (data.text_pair_column "{column}"), so every text needs '
+            "its second text: give one --text-pair per --text (text_pairs in Python), or, with --input, "
+            f'a column "{column}".'
+        )
+    if pairs is not None and len(pairs) != len(texts):
+        raise UserError(f"{len(texts)} texts but {len(pairs)} second texts: give one pair per text.")
+
+
+def blank_text(text: str) -> str | None:
+    """How a text that gives a model nothing to read is blank ("empty", or "only invisible characters
+    (U+200B ZERO WIDTH SPACE)"), or None for a text with a visible character.
+
+    Invisible: whitespace, control characters and format characters (zero-width spaces and joiners,
+    byte-order marks, soft hyphens), which tokenizers drop.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if unicodedata.category(stripped[0]) not in _INVISIBLE:  # the common case: no need to look further
+        return None
+    hidden = sorted({char for char in stripped if not char.isspace()})
+    if any(unicodedata.category(char) not in _INVISIBLE for char in hidden):
+        return None
+    names = ", ".join(f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}" for char in hidden[:3])
+    return f"only invisible characters ({names}{', ...' if len(hidden) > 3 else ''})"
 
 
 def select_columns(
@@ -224,8 +332,8 @@ def _missing_column_message(table: Table, column: str, key: str, settable: bool 
 def _texts(table: Table, column: str) -> list[str]:
     values = table.columns[column]
     for index, value in enumerate(values):
-        if is_missing(value) or (isinstance(value, str) and not value.strip()):
-            shown = "missing" if is_missing(value) else "empty"
+        if is_missing(value) or (isinstance(value, str) and blank_text(value)):
+            shown = "missing" if is_missing(value) else blank_text(value)
             raise UserError(
                 f"{table.locate(index, column)}: the text is {shown}. "
                 "Every example needs a non-empty text: fill it in or remove the row."

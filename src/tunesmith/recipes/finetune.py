@@ -13,6 +13,7 @@ from typing import Any
 
 from tunesmith.config import RunConfig, load_config, validate_config
 from tunesmith.predictor import Predictor
+from tunesmith.quiet import quiet_libraries
 from tunesmith.stages.data import read_data, tokenize_splits
 from tunesmith.stages.evaluate import evaluate_splits, training_figures
 from tunesmith.stages.model import build_model
@@ -45,18 +46,22 @@ def finetune(
     A run folder holding an unfinished run with a checkpoint is resumed from it
     (`resume=True` insists on that); `overwrite=True` starts afresh instead.
     `on_evaluation` sees each validation record as it is logged (a search prunes with it).
+    transformers' and datasets' messages and bars are off while it runs (`quiet_libraries`);
+    its own progress shows as a bar, or, where stderr is no terminal, as lines of the
+    "tunesmith" logger.
     """
-    plan = plan_run(as_config(config), overwrite, resume)
-    splits = read_data(plan)
-    run = open_run_folder(plan)
-    with GracefulStop() as stop, recording_status(plan, run):
-        data = tokenize_splits(plan, splits)
-        model = build_model(plan, len(data.splits["train"]))
-        model, summary = train(plan, model, data, run, stop, on_evaluation)
-        metrics = evaluate_splits(plan, model, data)
-        metrics["training"] = training_figures(plan, summary, model, data)
-        save_run(plan, run, model, metrics)
-    plan.accelerator.wait_for_everyone()
+    with quiet_libraries():
+        plan = plan_run(as_config(config), overwrite, resume)
+        splits = read_data(plan)
+        run = open_run_folder(plan)
+        with GracefulStop() as stop, recording_status(plan, run):
+            data = tokenize_splits(plan, splits)
+            model = build_model(plan, len(data.splits["train"]))
+            model, summary = train(plan, model, data, run, stop, on_evaluation)
+            metrics = evaluate_splits(plan, model, data)
+            metrics["training"] = training_figures(plan, summary, model, data)
+            save_run(plan, run, model, metrics)
+        plan.accelerator.wait_for_everyone()
     return Run(run.path, plan.cfg, metrics)
 
 

@@ -15,6 +15,7 @@ from tunesmith.data import augment
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.tasks import reading_options
+from tunesmith.tasks.encoding import check_readable
 from tunesmith.tasks.protocol import Task
 
 if TYPE_CHECKING:
@@ -34,15 +35,37 @@ class TokenizedData:
 
 
 def read_data(plan: Plan) -> dict[str, datasets.Dataset]:
-    """train, validation and test, each with a checked `labels` column of model targets."""
+    """train, validation and test, each with a checked `labels` column of model targets.
+
+    Every text must give the model at least one token (`check_readable`).
+    """
     cfg, task = plan.cfg, plan.task
     data = load_splits(cfg.data, cfg.training.seed, **reading_options(cfg))
     task.fit_labels(data.splits["train"], data.sources["train"])
     check_metric(cfg, task)
     splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
+    # The labels first: their checks are quick, tokenizing every text is not.
+    for source in dict.fromkeys(data.sources.values()):
+        check_readable(
+            [split for name, split in splits.items() if data.sources[name] == source],
+            plan.tokenizer,
+            source,
+            text_columns(cfg),
+            cfg.training.max_length,
+            cfg.training.truncation_side,
+            warn=plan.accelerator.is_main_process,
+        )
     if cfg.data.swap_pairs:
         splits["train"] = augment.swap_pairs(splits["train"])
     return splits
+
+
+def text_columns(cfg: RunConfig) -> dict[str, str]:
+    """The splits' text columns and the names they have in the data files."""
+    columns = {"text": cfg.data.text_column}
+    if cfg.data.text_pair_column:
+        columns["text_pair"] = cfg.data.text_pair_column
+    return columns
 
 
 def check_metric(cfg: RunConfig, task: Task) -> None:

@@ -8,15 +8,21 @@ one of them tokenizes afresh.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedTokenizerBase
 
+from tunesmith.errors import UserError, brief, where
+
 if TYPE_CHECKING:
     import datasets
+
+logger = logging.getLogger(__name__)
 
 # Bump when the encoding logic changes, so old cache files are not reused.
 ENCODING_VERSION = 2
@@ -72,3 +78,127 @@ def count_truncated(split: datasets.Dataset, max_length: int) -> int:
     if "truncated" in split.column_names:  # recorded where context fills inputs up to max_length (NER)
         return sum(split["truncated"])
     return sum(1 for length in split["length"] if length >= max_length)
+
+
+def check_readable(
+    splits: Sequence[datasets.Dataset],
+    tokenizer: PreTrainedTokenizerBase,
+    source: Path,
+    columns: dict[str, str],
+    max_length: int,
+    truncation_side: str = "right",
+    warn: bool = True,
+) -> None:
+    """Refuse texts that give the model no token at all; warn about texts it reads only as unknown tokens.
+
+    `splits` all come from the file `source` (a training file and the splits carved from it), and are
+    checked together, in line order, so that each problem is reported once. `columns` maps the splits'
+    text columns ("text", "text_pair") to the file's names, for messages.
+    A text the tokenizer turns into nothing (control, zero-width or other characters it drops) would
+    train and score as an empty input: refused, naming its line. Warned about with a count and the
+    first example, not refused, as they are real data: texts of only unknown tokens ([UNK]: emoji,
+    characters missing from the vocabulary), which the model sees as their length alone, and words of
+    a token-level task that give no sub-token (a lone variation selector), which go untagged.
+    Only texts without a plain word are tokenized here (a whitespace-delimited run of printable ASCII,
+    for a token list a word of printable ASCII): a plain word gives known tokens in any subword
+    vocabulary, and checking SST-2's 67,349 texts then takes a fraction of a second, not ten.
+    The tokenized ones are judged on what the model reads: the first `max_length` tokens.
+    `warn` False: refuse, but leave the warnings to another process.
+    """
+    tokenizer.truncation_side = truncation_side
+    lines = [line for split in splits for line in _column(split, "line")]
+    order = sorted(range(len(lines)), key=lines.__getitem__)
+    lines = [lines[row] for row in order]
+    for column, name in columns.items():
+        if not splits or column not in splits[0].column_names:
+            continue
+        read = [value for split in splits for value in _column(split, column)]
+        values = [read[row] for row in order]
+        token_level = bool(values) and isinstance(values[0], list)
+        plain = _plain_sentence if token_level else _PLAIN_WORD.search
+        doubtful = [row for row, value in enumerate(values) if not plain(value)]
+        empty: list[int] = []
+        unknown: list[int] = []
+        silent: list[tuple[int, int]] = []  # token-level: (row, word) of words that give no sub-token
+        for start in range(0, len(doubtful), _CHECK_CHUNK):
+            rows = doubtful[start : start + _CHECK_CHUNK]
+            chunk = [values[row] for row in rows]
+            for row, ids in zip(rows, _token_ids(tokenizer, chunk, token_level, max_length), strict=True):
+                if token_level:
+                    silent += [(row, word) for word, word_ids in enumerate(ids) if not word_ids]
+                    ids = [token for word_ids in ids for token in word_ids]
+                if not ids:
+                    empty.append(row)
+                elif tokenizer.unk_token_id is not None and all(token == tokenizer.unk_token_id for token in ids):
+                    unknown.append(row)
+        if empty:
+            more = ""
+            if len(empty) > 1:
+                shown = ", ".join(str(lines[row]) for row in empty[1:6]) + (", ..." if len(empty) > 6 else "")
+                count = len(empty) - 1
+                more = f" ({count} more {'lines give' if count > 1 else 'line gives'} none either: {shown})"
+            raise UserError(
+                f"{where(source, lines[empty[0]], name)}: the text {brief(values[empty[0]])} gives no token: the "
+                "tokenizer drops every character of it (control, zero-width or other invisible characters), so "
+                f"the model would read nothing{more}. Remove the row or give it a readable text."
+            )
+        if silent and warn:
+            row, word = silent[0]
+            logger.warning(
+                '%s: %d word(s) of column "%s" give no token to the tokenizer (it drops every character of '
+                "them), so they are never tagged or scored; the first is word %d, %s, of the sentence on line %d. "
+                "Remove such words from the data, or keep them untagged.",
+                source,
+                len(silent),
+                name,
+                word + 1,
+                brief(values[row][word]),
+                lines[row],
+            )
+        if unknown and warn:
+            first = unknown[0]
+            logger.warning(
+                '%s: %d text(s) of column "%s" are only unknown tokens (%s) to the tokenizer, so the model reads '
+                "nothing of them but their length; the first is line %d, %s. Check the file's encoding, or "
+                "use a model whose vocabulary covers these characters.",
+                source,
+                len(unknown),
+                name,
+                tokenizer.unk_token,
+                lines[first],
+                brief(values[first]),
+            )
+
+
+# Rows tokenized at a time by `check_readable`: bounds the memory the token ids take.
+_CHECK_CHUNK = 2048
+# A word every subword vocabulary knows: printable ASCII between plain whitespace (or the text's ends).
+# Narrower than a tokenizer's idea of whitespace on purpose: a word judged plain must be one.
+_PLAIN_WORD = re.compile(r"(?:^|[ \t\n\r])[!-~]+(?=[ \t\n\r]|$)")
+_PLAIN_TOKEN = re.compile(r"[!-~]+")
+
+
+def _plain_sentence(words: list[str]) -> bool:
+    """Whether every word of a token list is plain printable ASCII, so that each gives known tokens."""
+    return all(_PLAIN_TOKEN.fullmatch(word) for word in words)
+
+
+def _column(split: datasets.Dataset, name: str) -> list[Any]:
+    """A column as Python values, through Arrow: ten times quicker than `split[name]` on 67,349 texts."""
+    return split.with_format("arrow")[name].to_pylist()
+
+
+def _token_ids(
+    tokenizer: PreTrainedTokenizerBase, texts: list[Any], token_level: bool, max_length: int
+) -> list[list[int]] | list[list[list[int]]]:
+    """Each text's token ids (no special tokens); for token lists, each word's."""
+    options = {"add_special_tokens": False, "return_attention_mask": False, "return_token_type_ids": False}
+    if not token_level:
+        return tokenizer(texts, truncation=True, max_length=max_length, **options)["input_ids"]
+    words = [word for sentence in texts for word in sentence]
+    ids = tokenizer(words, **options)["input_ids"] if words else []
+    grouped, at = [], 0
+    for sentence in texts:
+        grouped.append(ids[at : at + len(sentence)])
+        at += len(sentence)
+    return grouped

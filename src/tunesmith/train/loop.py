@@ -7,6 +7,7 @@ from the model, for the same reason.
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import time
@@ -33,6 +34,8 @@ from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.optim import build_optimizer, build_scheduler
 from tunesmith.train.signals import GracefulStop, StopRequested
+
+logger = logging.getLogger(__name__)
 
 LogFn = Callable[[dict[str, Any]], None]
 # Padding value for gathered per-token tensors; the token tasks ignore it.
@@ -170,6 +173,10 @@ class Session:
     trained_before: float = 0.0
     started: float = 0.0
     window_started: float = 0.0
+    # The step this session started from, for its ETA; and whether to log progress as plain lines
+    # (stderr is no terminal, so the bar is off: CI, nohup, a log file).
+    first_step: int = 0
+    plain_progress: bool = False
 
     @property
     def epochs(self) -> int:
@@ -256,6 +263,9 @@ def _train(session: Session, stop: GracefulStop | None) -> None:
         disable=None if s.accelerator.is_local_main_process else True,
         unit="step",
     )
+    # tqdm turns itself off where stderr is no terminal; then each logging step is a plain line instead.
+    s.plain_progress = bool(bar.disable) and s.accelerator.is_main_process
+    s.first_step = progress.step
     finished = progress.step >= s.total_steps or s.stopper.should_stop
     s.started = s.window_started = time.perf_counter()
     s.model.train()
@@ -356,10 +366,32 @@ def _log_window(session: Session, bar: Any) -> None:
     bar.set_postfix(
         loss=f"{mean_loss:.4f}", lr=f"{record['learning_rate']:.2e}", samples_s=f"{record['samples_per_s']:.0f}"
     )
+    if s.plain_progress:
+        logger.info(_progress_line(s, record))
     s.log(record)
     s.window_loss.zero_()
     progress.window_batches = progress.window_samples = 0
     s.window_started = time.perf_counter()
+
+
+def _progress_line(session: Session, record: dict[str, Any]) -> str:
+    """What the bar shows, as one line: step/total, epoch, loss, learning rate, samples/s, elapsed, ETA."""
+    s, step = session, record["step"]
+    elapsed = time.perf_counter() - s.started
+    done = step - s.first_step
+    eta = _duration(elapsed / done * (s.total_steps - step)) if done > 0 else "?"
+    return (
+        f"step {step}/{s.total_steps} ({100 * step / s.total_steps:.0f}%), epoch {record['epoch']:.2f}, "
+        f"loss {record['loss']:.4f}, lr {record['learning_rate']:.2e}, {record['samples_per_s']:.1f} samples/s, "
+        f"elapsed {_duration(elapsed)}, ETA {eta}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _evaluate(session: Session) -> None:
@@ -371,6 +403,9 @@ def _evaluate(session: Session) -> None:
     s.stopper.update(metrics, progress.step)
     epoch = round(progress.step / s.steps_per_epoch, 4)
     s.log({"split": "validation", "step": progress.step, "epoch": epoch, **scalars(metrics)})
+    if s.plain_progress:
+        shown = ", ".join(f"{key} {value:.4f}" for key, value in scalars(metrics).items())
+        logger.info("validation at step %d/%d: %s", progress.step, s.total_steps, shown)
 
 
 def _save_checkpoint(session: Session) -> Path:

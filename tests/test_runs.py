@@ -1,3 +1,4 @@
+import re
 import socket
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.errors import UserError
-from tunesmith.runs import RunFolder, read_status, resume_point
+from tunesmith.runs import RunFolder, check_finished, read_status, resume_point, run_config
 from tunesmith.train.checkpoints import Checkpoint
 
 
@@ -94,3 +95,33 @@ def test_reopen_cuts_the_history_back_to_the_checkpoint(tmp_path: Path) -> None:
     RunFolder.reopen(run.path, Checkpoint(run.checkpoints / "step-2", 2))
     kept = (run.path / "history.jsonl").read_text().splitlines()
     assert kept == ['{"step": 1}', '{"step": 2, "split": "validation"}']
+
+
+def test_a_run_folder_that_does_not_exist_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=f"Run folder {re.escape(str(tmp_path / 'nowhere'))} does not exist. Check the path"
+    ):
+        check_finished(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="a-file is a file, not a folder"):
+        check_finished(tmp_path / "a-file")
+    with pytest.raises(UserError, match="has no model/ or adapter/ folder"):
+        check_finished(tmp_path)
+    RunFolder(tmp_path).set_status("finished")
+    with pytest.raises(UserError, match="is a finished run, but neither model/config.json nor adapter/"):
+        check_finished(tmp_path)
+
+
+def test_a_missing_or_damaged_config_yaml_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=f"{re.escape(str(tmp_path / 'config.yaml'))} is missing, so the settings the run"
+    ):
+        run_config(tmp_path)
+    (tmp_path / "config.yaml").write_text("training: {epochs: [\n", encoding="utf-8")
+    with pytest.raises(
+        UserError, match=f"Config file {re.escape(str(tmp_path / 'config.yaml'))}, line 2.*not valid YAML"
+    ):
+        run_config(tmp_path)
+    (tmp_path / "config.yaml").write_bytes(b"\xff\xfe data")
+    with pytest.raises(UserError, match="config.yaml is not UTF-8 text"):
+        run_config(tmp_path)

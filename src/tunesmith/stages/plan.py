@@ -73,8 +73,9 @@ def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> P
     task.check_backbone(backbone)
     check_backbone_supports(cfg, backbone)
     tokenizer = load_tokenizer(backbone)
-    if cfg.training.max_length != given.training.max_length:  # said once every check has passed
-        logger.info("training.max_length: %d, the positions of model %r.", cfg.training.max_length, cfg.model)
+    if cfg.training.max_length != given.training.max_length:
+        # Not a notice: a data error found after planning must stay the one paragraph on stderr.
+        logger.debug("training.max_length: %d, the positions of model %r.", cfg.training.max_length, cfg.model)
     return Plan(cfg, task, strategy, accelerator, backbone, tokenizer, overwrite, checkpoint, skipped)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,37 @@ def write_conll(path: Path, sentences: list[tuple[list[str], list[str]]]) -> Pat
     blocks = ["\n".join(f"{t} {tag}" for t, tag in zip(tokens, tags, strict=True)) for tokens, tags in sentences]
     path.write_text("-DOCSTART- O\n\n" + "\n\n".join(blocks) + "\n", encoding="utf-8")
     return path
+
+
+def train_once(tmp_path_factory: pytest.TempPathFactory, model: str, **settings: Any) -> Path:
+    """A finished run of `model` on the sentiment data, for a fixture broader than one test."""
+    import tunesmith
+
+    folder = tmp_path_factory.mktemp("trained-run")
+    config = {
+        "model": model,
+        "output_dir": str(folder / "run"),
+        "data": {"train": str(write_sentiment_csv(folder / "sentiment.csv"))},
+        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.0},
+        **settings,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        # What `_offline_and_isolated` sets for each test, which a broader fixture starts before.
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        patch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return tunesmith.finetune(config).path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the tiny model, trained once for the whole session: copy it (`run_copy`) to change it."""
+    return train_once(tmp_path_factory, tiny_model)
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of `trained_run` that a test may damage."""
+    import shutil
+
+    return Path(shutil.copytree(trained_run, tmp_path / "copied-run"))

@@ -2,12 +2,14 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_sentiment_csv
 from tunesmith.cli import main
 
 
@@ -653,3 +655,72 @@ def test_the_output_never_replaces_a_file_of_the_run_and_its_folder_must_exist(
     assert code == 0, err
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] in {0.0, 0.5, 1.0}
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data.csv", "eval.json"]
+
+
+def test_a_run_whose_model_ships_code_is_refused_even_when_the_terminal_says_yes(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    # transformers asked on the terminal whether to run a folder's code (auto_map, no model_type), and
+    # `echo y | tunesmith predict RUN --text hi` ran it.
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    marker = tmp_path / "code-ran"
+    (run / "model" / "custom.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    settings = json.loads((run / "model" / "config.json").read_text())
+    del settings["model_type"]
+    settings["auto_map"] = {"AutoConfig": "custom.Config", "AutoModelForSequenceClassification": "custom.Model"}
+    (run / "model" / "config.json").write_text(json.dumps(settings))
+    data = write_sentiment_csv(tmp_path / "data.csv")
+    for command in (["predict", str(run), "--text", "hi"], ["evaluate", str(run), "--data", str(data)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "tunesmith", *command], input="y\n", capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: Model {run / 'model'} ships its own Python code"), done.stderr
+        assert not marker.exists()
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def pickle_weights(path: Path) -> None:
+    path.unlink()
+    (path.parent / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle of the number 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"),
+    [
+        (lambda run: truncate(run / "model" / "model.safetensors"), ["model.safetensors is not a whole safetensors"]),
+        (lambda run: (run / "model" / "model.safetensors").write_bytes(b""), ["(0 bytes;", "copy it again"]),
+        (lambda run: pickle_weights(run / "model" / "model.safetensors"), ["holds its weights as pytorch_model.bin"]),
+        (lambda run: (run / "config.yaml").unlink(), ["config.yaml is missing", "train the run again"]),
+        (lambda run: shutil.rmtree(run), ["does not exist"]),
+        (
+            lambda run: (run / "config.yaml").write_text(
+                (run / "config.yaml").read_text().replace("max_length: 128", "max_length: 100000")
+            ),
+            None,  # an old run's max_length beyond the positions: cut to them, with a notice
+        ),
+    ],
+    ids=["truncated", "empty", "pickle", "no-config", "no-folder", "old-max-length"],
+)
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_damaged_run_folder_exits_2_naming_the_file(
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+    run_copy: Path,
+    sentiment_csv: Path,
+    command: str,
+    damage,
+    fragments,
+) -> None:
+    damage(run_copy)
+    extra = ["--text", " ".join(["great"] * 500)] if command == "predict" else ["--data", sentiment_csv]
+    code, out, err = run_cli(capsys, command, run_copy, *extra)
+    if fragments is None:
+        assert code == 0, err
+        assert "longer than the model's 128 positions (max_position_embeddings); texts are cut" in caplog.text
+        return
+    assert_user_error(code, err, *fragments)
+    assert len(err.strip().splitlines()) == 1

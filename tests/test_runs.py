@@ -1,3 +1,4 @@
+import re
 import socket
 import subprocess
 import sys
@@ -11,10 +12,12 @@ from tunesmith.runs import (
     RUN_FILES,
     RUN_FOLDERS,
     RunFolder,
+    check_finished,
     check_output_folder,
     read_status,
     remove_ours,
     resume_point,
+    run_config,
 )
 from tunesmith.train.checkpoints import Checkpoint
 
@@ -225,3 +228,33 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary_one(
         runs.write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+def test_a_run_folder_that_does_not_exist_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=f"Run folder {re.escape(str(tmp_path / 'nowhere'))} does not exist. Check the path"
+    ):
+        check_finished(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="a-file is a file, not a folder"):
+        check_finished(tmp_path / "a-file")
+    with pytest.raises(UserError, match="has no model/ or adapter/ folder"):
+        check_finished(tmp_path)
+    RunFolder(tmp_path).set_status("finished")
+    with pytest.raises(UserError, match="is a finished run, but neither model/config.json nor adapter/"):
+        check_finished(tmp_path)
+
+
+def test_a_missing_or_damaged_config_yaml_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=f"{re.escape(str(tmp_path / 'config.yaml'))} is missing, so the settings the run"
+    ):
+        run_config(tmp_path)
+    (tmp_path / "config.yaml").write_text("training: {epochs: [\n", encoding="utf-8")
+    with pytest.raises(
+        UserError, match=f"Config file {re.escape(str(tmp_path / 'config.yaml'))}, line 2.*not valid YAML"
+    ):
+        run_config(tmp_path)
+    (tmp_path / "config.yaml").write_bytes(b"\xff\xfe data")
+    with pytest.raises(UserError, match="config.yaml is not UTF-8 text"):
+        run_config(tmp_path)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig
 from tunesmith.data.splits import check_pairs, check_texts
-from tunesmith.models.backbones import check_loadable
+from tunesmith.errors import UserError, json_type
+from tunesmith.models.backbones import check_loadable, position_limit
+from tunesmith.models.loading import (
+    FIX,
+    check_adapter_folder,
+    check_model_folder,
+    first_line,
+    load_config,
+    load_tokenizer,
+    read_json,
+)
 from tunesmith.quiet import quiet_libraries
 from tunesmith.runs import check_finished, run_config
 from tunesmith.speedups import apply_speedups
@@ -22,6 +33,8 @@ from tunesmith.tasks.protocol import Task
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting
 # process about 100 MB and 0.8 s of its start. So `evaluate`, which reads a labelled file into
 # a Dataset, and adapter runs import them where they need them.
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,27 +53,24 @@ class Predictor:
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
         check_finished(run_dir)
-        full, adapter = run_dir / "model", run_dir / "adapter"
         config = run_config(run_dir)
-        task_file = run_dir / "task.json"
-        if task_file.is_file():
-            task_state = json.loads(task_file.read_text())
-        else:
-            task_state = {"names": json.loads((run_dir / "labels.json").read_text())}
-        task = get_task(config, task_state)
+        full, adapter = run_dir / "model", run_dir / "adapter"
+        # The folder is checked before anything is loaded from it, so that damage is named, not half read.
         if (full / "config.json").is_file():
-            model, source = task.load_trained(full), full
+            check_model_folder(full, "run")
+            source, backbone, model_config = full, None, load_config(full, "run")
         else:
-            # Only the adapter was saved: rebuild it on the backbone the run started from.
-            from tunesmith.strategies import load_adapter
-
-            base = task.load_model(check_loadable(config.model))
-            model, source = load_adapter(base, adapter), adapter
+            check_adapter_folder(adapter)
+            backbone = check_loadable(config.model)
+            source, model_config = adapter, load_config(backbone, "backbone")
+        config = within_position_limit(config, model_config)
+        task = get_task(config, saved_task_state(run_dir))
+        model = task.load_trained(full) if backbone is None else _adapted(task, backbone, adapter)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
         device = Accelerator().device
         apply_speedups(model, config.training, device, training=False)
         model.to(device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source, "run")
         tokenizer.truncation_side = config.training.truncation_side
         return cls(model, tokenizer, config, task)
 
@@ -112,6 +122,49 @@ class Predictor:
         batch_size = self.config.training.eval_batch_size
         loader = prepared_loader(self.task, self.tokenizer, encoded, swapped, batch_size, accelerator)
         return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+
+
+def within_position_limit(config: RunConfig, model: PreTrainedConfig) -> RunConfig:
+    """The run's config, with max_length cut to what the model's position embeddings cover.
+
+    Planning refuses a longer max_length; a run folder from before that check may still hold one,
+    and a text longer than the positions would crash the model.
+    """
+    limit = position_limit(model)
+    if limit is None or config.training.max_length <= limit:
+        return config
+    logger.warning(
+        "training.max_length %d in the run's config.yaml is longer than the model's %d positions "
+        "(max_position_embeddings); texts are cut at %d tokens.",
+        config.training.max_length,
+        limit,
+        limit,
+    )
+    return config.model_copy(update={"training": config.training.model_copy(update={"max_length": limit})})
+
+
+def saved_task_state(run_dir: Path) -> dict[str, Any]:
+    """What the task learnt in training (task.json; only the label names in older runs)."""
+    if (run_dir / "task.json").is_file():
+        return read_json(run_dir / "task.json", "run")
+    return {"names": read_json_list(run_dir / "labels.json")}
+
+
+def _adapted(task: Task, backbone: str, adapter: Path) -> PreTrainedModel:
+    """Only the adapter was saved: rebuild it on the backbone the run started from."""
+    from tunesmith.strategies import load_adapter
+
+    return load_adapter(task.load_model(backbone), adapter)
+
+
+def read_json_list(path: Path) -> list[Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path} is missing or not readable JSON ({first_line(exc)}). {FIX['run']}") from None
+    if not isinstance(value, list):
+        raise UserError(f"{path} holds {json_type(value)}, not the list of label names. {FIX['run']}")
+    return value
 
 
 def load(run_dir: str | Path) -> Predictor:

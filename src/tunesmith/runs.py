@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tunesmith.config import RunConfig, validate_config
+from tunesmith.config import RunConfig, read_yaml, validate_config
 from tunesmith.errors import UserError, brief
 
 if TYPE_CHECKING:
@@ -68,10 +68,21 @@ def read_status(path: Path) -> str | None:
 
 
 def check_finished(run_dir: Path) -> None:
-    """Refuse a folder that holds no trained model: never started, still running, or failed."""
+    """Refuse a folder that holds no trained model: missing, never started, still running, or failed."""
+    if not run_dir.is_dir():
+        what = "is a file, not a folder" if run_dir.exists() else "does not exist"
+        raise UserError(
+            f"Run folder {run_dir} {what}. Check the path: it is the --output-dir (or runs/<name>) of a "
+            "`tunesmith train` that finished."
+        )
     saved = (run_dir / "model" / "config.json", run_dir / "adapter" / "adapter_config.json")
     if not any(path.is_file() for path in saved):
         status = read_status(run_dir)
+        if status == "finished":
+            raise UserError(
+                f"{run_dir} is a finished run, but neither model/config.json nor adapter/adapter_config.json is "
+                "there. The run folder is damaged: copy it again from where it was trained, or train the run again."
+            )
         state = f"its status is {status!r}" if status else "it has no model/ or adapter/ folder"
         raise UserError(
             f"{run_dir} is not a finished run folder ({state}). Point at a folder written by "
@@ -82,7 +93,13 @@ def check_finished(run_dir: Path) -> None:
 def run_config(run_dir: Path) -> RunConfig:
     """The config a run was trained with, as its folder keeps it (config.yaml)."""
     path = run_dir / "config.yaml"
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path), saved=True)
+    if not path.is_file():
+        raise UserError(
+            f"{path} is missing, so the settings the run was trained with (task, columns, max_length) are unknown. "
+            "The run folder is damaged: copy it again from where it was trained, or train the run again."
+        )
+    # The config loader's reading: a damaged file is a UserError that names its line.
+    return validate_config(read_yaml(path), str(path), saved=True)
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:

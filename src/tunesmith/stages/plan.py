@@ -7,6 +7,7 @@ data is checked next (stages/data.py `read_data`), also before the run folder ex
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import UserError
-from tunesmith.models.backbones import check_loadable, load_tokenizer
+from tunesmith.models.backbones import check_loadable, load_tokenizer, position_limit
+from tunesmith.models.loading import load_config
 from tunesmith.runs import RunFolder, resume_point
 from tunesmith.strategies import Strategy, check_backbone_supports, get_strategy
 from tunesmith.tasks import get_task
@@ -25,6 +27,8 @@ from tunesmith.tasks.protocol import Task
 from tunesmith.train.accelerator import make_accelerator
 from tunesmith.train.checkpoints import Checkpoint, sharded
 from tunesmith.train.precision import resolve_precision
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Plan:
 
 
 def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> Plan:
+    backbone = check_loadable(cfg.model)
+    given, cfg = cfg, fit_max_length(cfg, backbone)
     task = get_task(cfg)
     strategy = get_strategy(cfg, task)
     training = cfg.training
@@ -64,10 +70,12 @@ def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> P
     # Every process checks the folder before the main one writes to it, so all decide alike.
     checkpoint, skipped = check_run_folder(cfg, overwrite, resume)
     accelerator.wait_for_everyone()
-    backbone = check_loadable(cfg.model)
     task.check_backbone(backbone)
     check_backbone_supports(cfg, backbone)
     tokenizer = load_tokenizer(backbone)
+    if cfg.training.max_length != given.training.max_length:
+        # Not a notice: a data error found after planning must stay the one paragraph on stderr.
+        logger.debug("training.max_length: %d, the positions of model %r.", cfg.training.max_length, cfg.model)
     return Plan(cfg, task, strategy, accelerator, backbone, tokenizer, overwrite, checkpoint, skipped)
 
 
@@ -78,6 +86,25 @@ def check_parallelism(strategy: Strategy, accelerator: Accelerator) -> None:
             "process's shard. Launch it with plain data parallelism (no FSDP config), or use full, freeze, "
             "layerwise or bitfit."
         )
+
+
+def fit_max_length(cfg: RunConfig, backbone: str) -> RunConfig:
+    """The config, its max_length within what the model's position embeddings cover.
+
+    A longer max_length would crash at the first batch that long: one the user gave is refused; the
+    default (256) is cut to the model's positions. The run's config.yaml records the length used.
+    """
+    training = cfg.training
+    limit = position_limit(load_config(backbone, "backbone"))
+    if limit is None or training.max_length <= limit:
+        return cfg
+    if "max_length" in training.model_fields_set:
+        raise UserError(
+            f"training.max_length {training.max_length} is longer than model {cfg.model!r} can read: its "
+            f"position embeddings cover {limit} tokens (max_position_embeddings in its config.json). Set "
+            f"training.max_length (--max-length) to {limit} or less."
+        )
+    return cfg.model_copy(update={"training": training.model_copy(update={"max_length": limit})})
 
 
 def check_run_folder(cfg: RunConfig, overwrite: bool, resume: bool) -> tuple[Checkpoint | None, list[str]]:

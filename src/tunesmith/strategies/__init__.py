@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from torch import nn
 
 from tunesmith.config import RunConfig
+from tunesmith.models.loading import check_adapter_folder
 from tunesmith.strategies import adapter, layerwise, peft_methods
 from tunesmith.tasks import task_info
 
@@ -100,4 +101,5 @@ def for_plain_transformers(cfg: RunConfig, model: Any) -> nn.Module:
 
 def load_adapter(base: nn.Module, folder: Path) -> nn.Module:
     """A model trained with an adapter, rebuilt from adapter/ on top of a freshly loaded base model."""
+    check_adapter_folder(folder)
     return adapter.load(base, folder) if adapter.is_saved_in(folder) else peft_methods.load(base, folder)

@@ -23,6 +23,7 @@ from torch import nn
 
 from tunesmith.config import AdapterOptions
 from tunesmith.errors import UserError
+from tunesmith.models.loading import FIX, check_adapter_keys, first_line
 from tunesmith.strategies.anatomy import head_parameters
 
 CONFIG_FILE = "adapter_config.json"
@@ -129,10 +130,16 @@ def is_saved_in(folder: Path) -> bool:
 def load(base: nn.Module, folder: Path) -> nn.Module:
     saved = json.loads((folder / CONFIG_FILE).read_text())
     saved.pop("method")
-    model = insert(base, AdapterOptions(**saved))
+    try:
+        options = AdapterOptions(**saved)
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise UserError(
+            f"{folder / CONFIG_FILE} does not describe adapters ({first_line(exc)}). {FIX['run']}"
+        ) from None
+    model = insert(base, options)
     weights = load_file(str(folder / WEIGHTS_FILE))
-    missing = set(weights) - set(dict(model.named_parameters()))
-    if missing:
-        raise UserError(f"{folder / WEIGHTS_FILE} holds weights this model lacks ({sorted(missing)[:3]}).")
+    # What `save` wrote: every parameter that trains.
+    trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    check_adapter_keys(folder / WEIGHTS_FILE, missing=trained - set(weights), unknown=set(weights) - trained)
     model.load_state_dict(weights, strict=False)
     return model

@@ -26,13 +26,16 @@ from peft import (
     PromptTuningInit,
     TaskType,
     get_peft_model,
+    get_peft_model_state_dict,
 )
+from peft.utils import SAFETENSORS_WEIGHTS_NAME
 from torch import nn
 from transformers import AutoConfig
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
+from tunesmith.models.loading import FIX, check_adapter_keys, first_line
 from tunesmith.strategies.anatomy import backbone
 
 if TYPE_CHECKING:
@@ -71,7 +74,7 @@ def check_supported(method: str, task: TaskInfo, backbone_path: str) -> None:
 def _takes_past_key_values(backbone_path: str) -> bool:
     """What peft's prefix tuning asks of the base model (peft_model.py raises "Model does not support
     past key values" otherwise): the base model's forward takes `past_key_values`."""
-    config = AutoConfig.from_pretrained(backbone_path)
+    config = AutoConfig.from_pretrained(backbone_path, trust_remote_code=False)
     try:
         base_class = MODEL_MAPPING[type(config)]
     except KeyError:
@@ -211,4 +214,21 @@ def merged(model: Any) -> nn.Module:
 
 
 def load(base: nn.Module, folder: Path) -> nn.Module:
-    return PeftModel.from_pretrained(base, folder)
+    """The adapter of `folder` on `base`; every weight the adapter needs must be in the folder.
+
+    peft loads what it finds and warns about missing adapter weights only (a missing head it does not
+    mention), so the keys are compared here with those a save of the loaded model would write.
+    """
+    from safetensors import safe_open
+
+    try:
+        model = PeftModel.from_pretrained(base, folder)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise UserError(
+            f"{folder} could not be loaded as a peft adapter ({type(exc).__name__}: {first_line(exc)}). {FIX['run']}"
+        ) from None
+    with safe_open(str(folder / SAFETENSORS_WEIGHTS_NAME), framework="pt") as handle:
+        saved = set(handle.keys())
+    expected = set(get_peft_model_state_dict(model))
+    check_adapter_keys(folder / SAFETENSORS_WEIGHTS_NAME, missing=expected - saved, unknown=saved - expected)
+    return model

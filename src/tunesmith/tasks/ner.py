@@ -24,6 +24,7 @@ from transformers import (
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
+from tunesmith.models.loading import load_weights
 from tunesmith.tasks import TASKS, tagging
 from tunesmith.tasks.encoding import cached_map
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
@@ -73,7 +74,7 @@ def check_case_types(backbone: str) -> None:
     `with_case_types` checks the loaded model too; this catches the common case (DistilBERT,
     DeBERTa-v2) before the run folder exists.
     """
-    config = AutoConfig.from_pretrained(backbone)
+    config = AutoConfig.from_pretrained(backbone, trust_remote_code=False)
     if not getattr(config, "type_vocab_size", 0):
         raise _no_token_types(config.model_type)
 
@@ -260,8 +261,10 @@ class NerTask:
             check_case_types(backbone)
 
     def load_model(self, backbone: str) -> PreTrainedModel:
-        model = AutoModelForTokenClassification.from_pretrained(
+        model = load_weights(
+            AutoModelForTokenClassification,
             backbone,
+            "backbone",
             num_labels=len(self.names),
             id2label=dict(enumerate(self.names)),
             label2id={name: index for index, name in enumerate(self.names)},
@@ -270,7 +273,7 @@ class NerTask:
         return with_case_types(model) if self.options.word_case else model
 
     def load_trained(self, path: Path) -> PreTrainedModel:
-        return AutoModelForTokenClassification.from_pretrained(path)
+        return load_weights(AutoModelForTokenClassification, path, "run")
 
     def new_trainable_modules(self) -> list[str]:
         # ner.word_case's token-type rows are new: frozen, they would stay copies of type 0.

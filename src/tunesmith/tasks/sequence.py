@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
+from tunesmith.models.loading import load_weights
 from tunesmith.tasks.encoding import tokenize
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
 
@@ -44,10 +45,11 @@ class SequenceTask:
         pass
 
     def load_model(self, backbone: str) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(backbone, dtype=torch.float32, **self.head_options())
+        options = {"dtype": torch.float32, **self.head_options()}
+        return load_weights(AutoModelForSequenceClassification, backbone, "backbone", **options)
 
     def load_trained(self, path: Path) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(path)
+        return load_weights(AutoModelForSequenceClassification, path, "run")
 
     def new_trainable_modules(self) -> list[str]:
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,22 @@ def run_copy(trained_run: Path, tmp_path: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(trained_run, tmp_path / "copied-run"))
+
+
+def edit_weights(path: Path, change: Callable[[dict], object]) -> None:
+    """Rewrite a safetensors file with `change` applied to its tensors (a damaged or foreign run)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(path))
+    change(weights)
+    save_file(weights, str(path), metadata={"format": "pt"})
+
+
+class WritesMarker:
+    """Unpickling it creates a file: a stand-in for a pickle that runs code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))

@@ -514,25 +514,6 @@ def test_notices_go_to_stderr_as_it_is_now_not_as_it_was(monkeypatch: pytest.Mon
     assert second.getvalue() == "Skipping checkpoint step-3\n"
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished classification run (neg, pos) for the predict and evaluate tests that only read it."""
-    from tests.conftest import write_sentiment_csv
-    from tunesmith.api import finetune
-
-    folder = tmp_path_factory.mktemp("cli-run")
-    with pytest.MonkeyPatch.context() as patch:  # the per-test isolation is not set up yet at module scope
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TUNESMITH_CACHE", str(folder / "cache"))
-        config = {
-            "model": tiny_model,
-            "output_dir": str(folder / "run"),
-            "data": {"train": str(write_sentiment_csv(folder / "sentiment.csv"))},
-            "training": {"epochs": 2, "batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.0},
-        }
-        return finetune(config).path
-
-
 ID_TEXTS = 'id,text,source\n17,a wonderful one,web\n3,so boring,mail\n42,"great, truly",web\n8,awful thing,web\n'
 
 

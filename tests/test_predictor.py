@@ -12,10 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
 
 import tunesmith
-from tests.conftest import train_once
+from tests.conftest import WritesMarker, edit_weights, train_once
 from tunesmith import predictor as predictor_module
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
@@ -130,22 +129,6 @@ def test_a_refused_text_costs_the_loaded_predictor_nothing(finished_run) -> None
 
 # Damaged and foreign run folders: each is refused with a UserError that names the file, before
 # anything of it runs or loads half; never a model with weights left at random.
-
-
-def edit_weights(path: Path, change) -> None:
-    weights = load_file(str(path))
-    change(weights)
-    save_file(weights, str(path), metadata={"format": "pt"})
-
-
-class WritesMarker:
-    """Unpickling it creates a file: a stand-in for a pickle that runs code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def test_a_copied_run_loads_and_predicts_like_the_original(run_copy: Path, trained_run: Path) -> None:

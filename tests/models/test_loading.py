@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
+from tests.conftest import WritesMarker, edit_weights
 from tunesmith.errors import UserError
 from tunesmith.models.loading import check_model_folder, load_tokenizer, load_weights
 
@@ -18,23 +19,6 @@ from tunesmith.models.loading import check_model_folder, load_tokenizer, load_we
 def backbone(tiny_model: str, tmp_path: Path) -> Path:
     """A copy of the tiny BERT that a test may damage."""
     return Path(shutil.copytree(tiny_model, tmp_path / "backbone"))
-
-
-def edit_weights(folder: Path, change) -> None:
-    path = folder / "model.safetensors"
-    weights = load_file(str(path))
-    change(weights)
-    save_file(weights, str(path), metadata={"format": "pt"})
-
-
-class WritesMarker:
-    """Unpickling it creates a file: a stand-in for a pickle that runs code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def load_head(folder: Path, kind: str):
@@ -135,7 +119,7 @@ def test_a_whole_trained_model_loads_with_the_weights_it_was_saved_with(trained:
     ids=["head-missing", "encoder-missing", "unknown", "reshaped"],
 )
 def test_a_trained_model_missing_or_holding_other_weights_is_refused(trained: Path, change, expected: str) -> None:
-    edit_weights(trained, change)
+    edit_weights(trained / "model.safetensors", change)
     with pytest.raises(
         UserError, match=f"Model {re.escape(str(trained))} does not hold every weight the model needs: {expected}"
     ):
@@ -143,9 +127,12 @@ def test_a_trained_model_missing_or_holding_other_weights_is_refused(trained: Pa
 
 
 def test_a_backbone_may_lack_its_head_and_pooler_but_not_encoder_weights(trained: Path) -> None:
-    edit_weights(trained, lambda w: [w.pop(name) for name in list(w) if "classifier" in name or "pooler" in name])
+    edit_weights(
+        trained / "model.safetensors",
+        lambda w: [w.pop(name) for name in list(w) if "classifier" in name or "pooler" in name],
+    )
     assert load_head(trained, "backbone").classifier.weight.shape == (2, 32)
-    edit_weights(trained, lambda w: w.pop("bert.embeddings.word_embeddings.weight"))
+    edit_weights(trained / "model.safetensors", lambda w: w.pop("bert.embeddings.word_embeddings.weight"))
     with pytest.raises(UserError, match=r"1 missing \(bert.embeddings.word_embeddings.weight\)"):
         load_head(trained, "backbone")
 

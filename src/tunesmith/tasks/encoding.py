@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,60 +115,84 @@ def check_readable(
             continue
         read = [value for split in splits for value in _column(split, column)]
         values = [read[row] for row in order]
-        token_level = bool(values) and isinstance(values[0], list)
-        plain = _plain_sentence if token_level else _PLAIN_WORD.search
-        doubtful = [row for row, value in enumerate(values) if not plain(value)]
-        empty: list[int] = []
-        unknown: list[int] = []
-        silent: list[tuple[int, int]] = []  # token-level: (row, word) of words that give no sub-token
-        for start in range(0, len(doubtful), _CHECK_CHUNK):
-            rows = doubtful[start : start + _CHECK_CHUNK]
-            chunk = [values[row] for row in rows]
-            for row, ids in zip(rows, _token_ids(tokenizer, chunk, token_level, max_length), strict=True):
-                if token_level:
-                    silent += [(row, word) for word, word_ids in enumerate(ids) if not word_ids]
-                    ids = [token for word_ids in ids for token in word_ids]
-                if not ids:
-                    empty.append(row)
-                elif tokenizer.unk_token_id is not None and all(token == tokenizer.unk_token_id for token in ids):
-                    unknown.append(row)
-        if empty:
-            more = ""
-            if len(empty) > 1:
-                shown = ", ".join(str(lines[row]) for row in empty[1:6]) + (", ..." if len(empty) > 6 else "")
-                count = len(empty) - 1
-                more = f" ({count} more {'lines give' if count > 1 else 'line gives'} none either: {shown})"
-            raise UserError(
-                f"{where(source, lines[empty[0]], name)}: the text {brief(values[empty[0]])} gives no token: the "
-                "tokenizer drops every character of it (control, zero-width or other invisible characters), so "
-                f"the model would read nothing{more}. Remove the row or give it a readable text."
-            )
-        if silent and warn:
-            row, word = silent[0]
-            logger.warning(
-                '%s: %d word(s) of column "%s" give no token to the tokenizer (it drops every character of '
-                "them), so they are never tagged or scored; the first is word %d, %s, of the sentence on line %d. "
-                "Remove such words from the data, or keep them untagged.",
-                source,
-                len(silent),
-                name,
-                word + 1,
-                brief(values[row][word]),
-                lines[row],
-            )
-        if unknown and warn:
-            first = unknown[0]
-            logger.warning(
-                '%s: %d text(s) of column "%s" are only unknown tokens (%s) to the tokenizer, so the model reads '
-                "nothing of them but their length; the first is line %d, %s. Check the file's encoding, or "
-                "use a model whose vocabulary covers these characters.",
-                source,
-                len(unknown),
-                name,
-                tokenizer.unk_token,
-                lines[first],
-                brief(values[first]),
-            )
+        found = _unreadable(values, tokenizer, max_length)
+        if found.empty:
+            raise _no_token(source, name, lines, values, found.empty)
+        if warn:
+            _warn_unreadable(source, name, lines, values, found, tokenizer.unk_token)
+
+
+@dataclass
+class _Unreadable:
+    """Rows (indices into the checked values) that give no token, and only unknown tokens; for token
+    lists, the (row, word) pairs of words that give no sub-token."""
+
+    empty: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+    silent: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _unreadable(values: list[Any], tokenizer: PreTrainedTokenizerBase, max_length: int) -> _Unreadable:
+    token_level = bool(values) and isinstance(values[0], list)
+    plain = _plain_sentence if token_level else _PLAIN_WORD.search
+    doubtful = [row for row, value in enumerate(values) if not plain(value)]
+    found = _Unreadable()
+    for start in range(0, len(doubtful), _CHECK_CHUNK):
+        rows = doubtful[start : start + _CHECK_CHUNK]
+        chunk = [values[row] for row in rows]
+        for row, ids in zip(rows, _token_ids(tokenizer, chunk, token_level, max_length), strict=True):
+            if token_level:
+                found.silent += [(row, word) for word, word_ids in enumerate(ids) if not word_ids]
+                ids = [token for word_ids in ids for token in word_ids]
+            if not ids:
+                found.empty.append(row)
+            elif tokenizer.unk_token_id is not None and all(token == tokenizer.unk_token_id for token in ids):
+                found.unknown.append(row)
+    return found
+
+
+def _no_token(source: Path, name: str, lines: list[int], values: list[Any], empty: list[int]) -> UserError:
+    more = ""
+    if len(empty) > 1:
+        shown = ", ".join(str(lines[row]) for row in empty[1:6]) + (", ..." if len(empty) > 6 else "")
+        count = len(empty) - 1
+        more = f" ({count} more {'lines give' if count > 1 else 'line gives'} none either: {shown})"
+    return UserError(
+        f"{where(source, lines[empty[0]], name)}: the text {brief(values[empty[0]])} gives no token: the "
+        "tokenizer drops every character of it (control, zero-width or other invisible characters), so "
+        f"the model would read nothing{more}. Remove the row or give it a readable text."
+    )
+
+
+def _warn_unreadable(
+    source: Path, name: str, lines: list[int], values: list[Any], found: _Unreadable, unk_token: str | None
+) -> None:
+    if found.silent:
+        row, word = found.silent[0]
+        logger.warning(
+            '%s: %d word(s) of column "%s" give no token to the tokenizer (it drops every character of '
+            "them), so they are never tagged or scored; the first is word %d, %s, of the sentence on line %d. "
+            "Remove such words from the data, or keep them untagged.",
+            source,
+            len(found.silent),
+            name,
+            word + 1,
+            brief(values[row][word]),
+            lines[row],
+        )
+    if found.unknown:
+        first = found.unknown[0]
+        logger.warning(
+            '%s: %d text(s) of column "%s" are only unknown tokens (%s) to the tokenizer, so the model reads '
+            "nothing of them but their length; the first is line %d, %s. Check the file's encoding, or "
+            "use a model whose vocabulary covers these characters.",
+            source,
+            len(found.unknown),
+            name,
+            unk_token,
+            lines[first],
+            brief(values[first]),
+        )
 
 
 # Rows tokenized at a time by `check_readable`: bounds the memory the token ids take.

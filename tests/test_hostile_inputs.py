@@ -252,6 +252,12 @@ CASES = [
     ),
     data(
         LABELS,
+        "tokenless_texts.csv",
+        "a text of one combining accent, which the uncased tokenizer drops whole",
+        ('tokenless_texts.csv, line 3, column "text"', "gives no token"),
+    ),
+    data(
+        LABELS,
         "labels_all_empty.csv",
         "a label column with nothing in it",
         ('labels_all_empty.csv, line 2, column "label": the label is missing',),
@@ -488,6 +494,16 @@ CASES = [
     config("config_data_is_string.yaml", "data: a file name, not a section", ('"data"', "good_train.csv")),
     config("config_unknown_task.yaml", "task: sentiment", ('"task"', "'classification'", "'sentiment'")),
     config(
+        "config_name_is_a_path.yaml",
+        "name: ../../outside, which would put the run folder outside runs/",
+        ('"name"', "path separator", "output_dir"),
+    ),
+    config(
+        "config_max_length_over_positions.yaml",
+        "max_length: 100000, beyond the model's 128 positions",
+        ("max_length", "128"),
+    ),
+    config(
         "config_splits_over_one.yaml",
         "validation_split 0.6 + test_split 0.5",
         ("validation_split + test_split must be below 1",),
@@ -601,10 +617,12 @@ def run_case(case: Case, folder: Path, model: str, capsys: pytest.CaptureFixture
         case.make(folder)
     else:
         shutil.copy(HOSTILE / case.name, folder / case.name)
+    # The model under a short name of the folder's, so that a message naming it reads the same every run.
+    (folder / "tiny-model").symlink_to(model)
     capsys.readouterr()
     start = time.monotonic()
     with _memory_cap(case.memory):
-        code = main(["train", *case.args, "--model", model, "--output-dir", "run"])
+        code = main(["train", *case.args, "--model", "tiny-model", "--output-dir", "run"])
     seconds = time.monotonic() - start
     return Outcome(code, capsys.readouterr().err, seconds)
 

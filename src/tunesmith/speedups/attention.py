@@ -46,11 +46,7 @@ def sdpa_with_sliced_mask_dropout(
     """transformers' attention-function signature; tensors are [batch, heads, length, head size]."""
     if applies(query, dropout) and _written_out_applies(module, query, key, attention_mask, is_causal, kwargs):
         return _written_out(query, key, value, attention_mask, scaling, dropout), None
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    return sdpa_attention_forward(
-        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
-    )
+    return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, kwargs)
 
 
 def written_out_without_dropout(
@@ -69,6 +65,21 @@ def written_out_without_dropout(
     check nothing; a forward through this one compares the written-out formula with SDPA."""
     if _written_out_applies(module, query, key, attention_mask, is_causal, kwargs):
         return _written_out(query, key, value, attention_mask, scaling, 0.0), None
+    return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, kwargs)
+
+
+def _sdpa(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scaling: float | None,
+    is_causal: bool | None,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, None]:
+    """transformers' own SDPA attention, where the written-out path does not apply."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     return sdpa_attention_forward(

@@ -8,9 +8,10 @@ did-you-mean, because a misspelt key silently ignored is a run wasted.
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -21,6 +22,7 @@ from tunesmith.tasks import TASK_NAMES, TASKS
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "arrow", "conll"]
 FORMATS: tuple[str, ...] = DataFormat.__args__
 MAX_PROBLEMS = 3
+Schema = TypeVar("Schema", bound=BaseModel)
 # The registry's names (tasks/__init__.py); Literal of a tuple is a Literal of its items.
 TaskName = Literal[TASK_NAMES]  # type: ignore[valid-type]
 StrategyName = Literal[
@@ -119,6 +121,9 @@ class TrainingConfig(_Section):
     epochs: int = Field(default=3, gt=0)
     # Stop after this many optimizer steps, whatever `epochs` says.
     max_steps: int | None = Field(default=None, gt=0)
+    # A time budget for training, in seconds or as "45m", "1h30m", "90s": the run ends on time,
+    # its learning-rate schedule fitted to the steps that the budget holds (measured as it trains).
+    max_time: float | None = Field(default=None, gt=0)
     batch_size: int = Field(default=32, gt=0)
     eval_batch_size: int = Field(default=64, gt=0)
     learning_rate: float = Field(default=5e-5, gt=0)
@@ -176,6 +181,11 @@ class TrainingConfig(_Section):
             data["cpu_speedups"] = all(legacy)
         return data
 
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
     @field_validator("mixed_precision", mode="before")
     @classmethod
     def _bare_no_means_no(cls, value: object) -> object:
@@ -191,6 +201,18 @@ class TrainingConfig(_Section):
     @property
     def evaluates(self) -> bool:
         return self.eval_each_epoch or self.eval_steps is not None
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "45m", "1h30m", "90s", "1.5h" or "600"."""
+    found = _DURATION.fullmatch(text.strip().lower().replace(" ", ""))
+    if not text.strip() or found is None or not any(found.groups()):
+        raise ValueError(f"{text!r} is not a duration: write it as 45m, 1h30m, 90s or a number of seconds")
+    hours, minutes, seconds = (float(part) if part else 0.0 for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 class ClassificationOptions(_Section):
@@ -487,12 +509,17 @@ def load_config(
 
 def validate_config(raw: dict[str, Any], source: str, saved: bool = False) -> RunConfig:
     """`saved`: the config.yaml of a run folder, whose name may be from before names were checked."""
+    return validate_schema(RunConfig, raw, source, saved)
+
+
+def validate_schema(schema: type[Schema], raw: dict[str, Any], source: str, saved: bool = False) -> Schema:
+    """`raw` as a `schema` (RunConfig, PretrainConfig), or a UserError naming the keys that are wrong."""
     try:
-        return RunConfig.model_validate(raw, context={"saved": saved})
+        return schema.model_validate(raw, context={"saved": saved})
     except ValidationError as exc:
         errors = exc.errors()
         # A few problems at a time: a value built from YAML aliases can fail in thousands of places.
-        problems = [_describe(error) for error in errors[:MAX_PROBLEMS]]
+        problems = [_describe(error, schema) for error in errors[:MAX_PROBLEMS]]
         if len(errors) > MAX_PROBLEMS:
             problems.append(f"... and {len(errors) - MAX_PROBLEMS} more.")
         raise UserError(f"Invalid config in {source}: " + " ".join(problems)) from None
@@ -595,11 +622,11 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _describe(error: dict[str, Any]) -> str:
-    location = _field_path(error["loc"])
+def _describe(error: dict[str, Any], schema: type[BaseModel]) -> str:
+    location = _field_path(error["loc"], schema)
     dotted = ".".join(location) or "(top level)"
     if error["type"] == "extra_forbidden":
-        valid = sorted(_fields_at(location[:-1]))
+        valid = sorted(_fields_at(location[:-1], schema))
         guess = difflib.get_close_matches(location[-1], valid, n=1)
         hint = f' Did you mean "{guess[0]}"?' if guess else ""
         return f'Unknown key "{dotted}".{hint} Valid keys here: {", ".join(valid)}.'
@@ -612,9 +639,9 @@ def _describe(error: dict[str, Any]) -> str:
     return f'"{dotted}": {error["msg"]}{shown}.'
 
 
-def _field_path(loc: tuple[Any, ...]) -> list[str]:
+def _field_path(loc: tuple[Any, ...], schema: type[BaseModel]) -> list[str]:
     """The config keys of an error location, without the union branch names pydantic adds ("list[str]")."""
-    model: type[BaseModel] | None = RunConfig
+    model: type[BaseModel] | None = schema
     path = []
     for position, part in enumerate(loc):
         if model is not None and part in model.model_fields:
@@ -626,8 +653,8 @@ def _field_path(loc: tuple[Any, ...]) -> list[str]:
     return path
 
 
-def _fields_at(location: list[str]) -> set[str]:
-    model: type[BaseModel] = RunConfig
+def _fields_at(location: list[str], schema: type[BaseModel]) -> set[str]:
+    model: type[BaseModel] = schema
     for part in location:
         annotation = model.model_fields[part].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):

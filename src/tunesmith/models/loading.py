@@ -161,11 +161,14 @@ def load_config(source: str | Path, kind: Kind) -> PreTrainedConfig:
         raise _unloadable(source, exc, kind) from None
 
 
-def load_weights(model_class: Any, source: str | Path, kind: Kind, **options: Any) -> PreTrainedModel:
+def load_weights(
+    model_class: Any, source: str | Path, kind: Kind, missing: set[str] | None = None, **options: Any
+) -> PreTrainedModel:
     """`model_class.from_pretrained(source, **options)` with the guards above.
 
     kind "run": every weight of the model must come from the folder. kind "backbone": the head and
     the pooler may be missing or of another shape (they start afresh); the encoder's weights may not.
+    `missing`, when given, receives the names of the weights that started afresh.
     """
     from safetensors import SafetensorError
 
@@ -188,6 +191,8 @@ def load_weights(model_class: Any, source: str | Path, kind: Kind, **options: An
     except (OSError, RuntimeError, SafetensorError) as exc:
         raise _unloadable(source, exc, kind) from None
     check_complete(model, info, source, kind)
+    if missing is not None:
+        missing.update(info["missing_keys"])
     return model
 
 

@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What a pretraining collator reads besides the inputs: the tokens never to mask, and each token's word.
+COLLATOR_INPUTS = ("special_tokens_mask", "word_numbers")
 # How many batches one mega-batch holds before it is sorted by length.
 MEGA_BATCH_FACTOR = 50
 
@@ -71,8 +73,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 def model_columns(split: datasets.Dataset) -> datasets.Dataset:
-    """Only what the model and the loss read: token ids and the target."""
-    keep = [name for name in (*MODEL_INPUTS, "labels") if name in split.column_names]
+    """Only what the model, the collator and the loss read: token ids and the target."""
+    keep = [name for name in (*MODEL_INPUTS, *COLLATOR_INPUTS, "labels") if name in split.column_names]
     return split.select_columns(keep)
 
 

@@ -32,7 +32,7 @@ from tunesmith.tasks.protocol import Task
 from tunesmith.train import checkpoints
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
-from tunesmith.train.optim import build_optimizer, build_scheduler
+from tunesmith.train.optim import build_optimizer, build_scheduler, schedule_of
 from tunesmith.train.signals import GracefulStop, StopRequested
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 LogFn = Callable[[dict[str, Any]], None]
 # Padding value for gathered per-token tensors; the token tasks ignore it.
 IGNORE_INDEX = -100
+# Optimizer steps timed before a time budget first fits the schedule to the steps it holds.
+BUDGET_CALIBRATION_STEPS = 10
 
 
 @dataclass
@@ -130,6 +132,8 @@ class Progress:
     # Accelerate's micro-batch counter, which decides when accumulated gradients sync.
     accumulation_step: int = 0
     early_stopping: dict[str, Any] = field(default_factory=dict)
+    # The steps a time budget (training.max_time) was last fitted to; None: no budget, or not yet measured.
+    budget_steps: int | None = None
 
 
 def planned_steps(rows: int, cfg: TrainingConfig, processes: int) -> int:
@@ -177,6 +181,8 @@ class Session:
     # (stderr is no terminal, so the bar is off: CI, nohup, a log file).
     first_step: int = 0
     plain_progress: bool = False
+    # The last validation's duration: a time budget keeps that much for the final one.
+    last_eval_s: float = 0.0
 
     @property
     def epochs(self) -> int:
@@ -248,6 +254,9 @@ def _restore(session: Session, resume: checkpoints.Checkpoint) -> None:
     s.tokens.fill_(s.progress.tokens)
     s.window_loss.fill_(s.progress.window_loss)
     s.trained_before = s.progress.train_time_s
+    if s.progress.budget_steps is not None:
+        # The schedule's own fit came back with the scheduler's state.
+        s.total_steps = s.progress.budget_steps
     if s.progress.batches_in_epoch == 0:  # at an epoch boundary: at once
         checkpoints.set_rng_state(rng)
     else:
@@ -336,6 +345,9 @@ def _after_step(session: Session, bar: Any, stop: GracefulStop | None) -> bool:
     )
     if evaluated:
         _evaluate(s)
+    if cfg.max_time is not None:
+        _fit_time_budget(s, bar, evaluated)
+        last = step >= s.total_steps
     if epoch_end:
         progress.epoch += 1
         progress.batches_in_epoch = 0
@@ -349,6 +361,36 @@ def _after_step(session: Session, bar: Any, stop: GracefulStop | None) -> bool:
         # Another process may have got the signal; this one stops with SIGTERM's code then.
         raise StopRequested((stop and stop.signum) or signal.SIGTERM, saved)
     return finished
+
+
+def _fit_time_budget(session: Session, bar: Any, evaluated: bool) -> None:
+    """End on time: once the first steps are timed, and after each evaluation, fit the planned steps (and so
+    the learning-rate schedule) to what the rest of the budget holds at the pace so far, evaluations
+    included; the final evaluation's time is kept aside. At a logging step past the budget, that step
+    is the last. Checked at the same steps in every process, which then agree on the earliest end."""
+    s, progress = session, session.progress
+    steps_here = progress.step - s.first_step
+    refit = steps_here == BUDGET_CALIBRATION_STEPS or (evaluated and steps_here > BUDGET_CALIBRATION_STEPS)
+    if not refit and progress.step % s.cfg.logging_steps:
+        return
+    now = time.perf_counter()
+    spent = s.trained_before + now - s.started
+    budget = float(s.cfg.max_time)
+    planned = s.total_steps
+    if spent >= budget:
+        planned = progress.step
+    elif refit:
+        seconds_per_step = (now - s.started) / steps_here
+        left = budget - spent - (s.last_eval_s if s.val_loader is not None else 0.0)
+        planned = progress.step + max(1, int(left / seconds_per_step))
+    planned = min(planned, s.cfg.max_steps or s.steps_per_epoch * s.cfg.epochs)
+    if s.accelerator.num_processes > 1:
+        planned = int(s.accelerator.gather(torch.tensor([planned], device=s.accelerator.device)).min())
+    if planned != s.total_steps:
+        s.total_steps = progress.budget_steps = planned
+        schedule_of(s.scheduler).fit(planned)
+        bar.total = planned
+        bar.refresh()
 
 
 def _log_window(session: Session, bar: Any) -> None:
@@ -399,7 +441,8 @@ def _evaluate(session: Session) -> None:
     s.speedups.before_evaluation()
     began = time.perf_counter()
     metrics = evaluate(s.model, s.val_loader, s.accelerator, s.task)
-    progress.eval_time_s += time.perf_counter() - began
+    s.last_eval_s = time.perf_counter() - began
+    progress.eval_time_s += s.last_eval_s
     s.stopper.update(metrics, progress.step)
     epoch = round(progress.step / s.steps_per_epoch, 4)
     s.log({"split": "validation", "step": progress.step, "epoch": epoch, **scalars(metrics)})

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import get_scheduler
 
 from tunesmith.config import TrainingConfig
 from tunesmith.strategies.anatomy import head_parameters
@@ -43,12 +42,34 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused, foreach=not fused)
 
 
+class LinearSchedule:
+    """The learning-rate factor at each step: linear warm-up over `warmup_ratio` of the steps, then linear
+    decay to zero at `total_steps` (transformers' "linear" schedule, the same numbers).
+
+    An object rather than a closure, so that a time budget can refit `total_steps` as it measures the
+    steps, and LambdaLR's state_dict saves it (it keeps the __dict__ of callable objects) for an exact resume.
+    """
+
+    def __init__(self, total_steps: int, warmup_ratio: float) -> None:
+        self.warmup_ratio = warmup_ratio
+        self.total_steps = self.warmup_steps = 0
+        self.fit(total_steps)
+
+    def fit(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.warmup_steps = round(self.warmup_ratio * total_steps)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return float(step) / float(max(1, self.warmup_steps))
+        return max(0.0, float(self.total_steps - step) / float(max(1, self.total_steps - self.warmup_steps)))
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: TrainingConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    return get_scheduler(
-        "linear",
-        optimizer,
-        num_warmup_steps=round(cfg.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearSchedule(total_steps, cfg.warmup_ratio))
+
+
+def schedule_of(scheduler: torch.optim.lr_scheduler.LambdaLR) -> LinearSchedule:
+    return scheduler.lr_lambdas[0]

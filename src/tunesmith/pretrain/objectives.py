@@ -1,0 +1,111 @@
+"""The two self-supervised objectives, as what the training loop (train/loop.py) asks of a task:
+a collator, a loss as (sum, count), predictions and metrics. Validation reports the loss per predicted
+token (perplexity is its exponential) and the share of tokens predicted right.
+
+- `MaskedLanguageModeling`: transformers' DataCollatorForLanguageModeling chooses `rate` of the
+  tokens of each batch afresh (dynamic masking) and applies BERT's 80/10/10 rule; the loss is over the
+  chosen tokens only, and the model is told which they are (`predict`) so that its vocabulary
+  projection runs on them alone.
+- `CausalLanguageModeling`: each token predicts the next; padding is never a target.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+from tunesmith.pretrain.config import MaskingConfig
+
+IGNORE_INDEX = -100
+
+
+class MaskedLanguageModeling:
+    name = "mlm"
+    main_metric = "loss"
+
+    def __init__(self, masking: MaskingConfig) -> None:
+        self.masking = masking
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        choose = DataCollatorForLanguageModeling(
+            tokenizer,
+            mlm=True,
+            mlm_probability=self.masking.rate,
+            mask_replace_prob=self.masking.mask_share,
+            random_replace_prob=self.masking.random_share,
+            whole_word_mask=self.masking.whole_word,
+        )
+        whole_word = self.masking.whole_word
+
+        def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+            examples = [_for_masking(example, whole_word) for example in examples]
+            batch = choose(examples)
+            batch["predict"] = batch["labels"] != IGNORE_INDEX
+            return batch
+
+        return collate
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`logits` [chosen tokens, vocab], in the row-major order of `labels[labels != -100]`."""
+        targets = labels[labels != IGNORE_INDEX]
+        summed = F.cross_entropy(logits.float(), targets, reduction="sum")
+        return summed.reshape(1), torch.tensor([targets.numel()], device=logits.device)
+
+    def predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=-1)
+
+    def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
+        right = sum(int((p == t[t != IGNORE_INDEX]).sum()) for p, t in zip(predicted, targets, strict=True))
+        total = sum(int((t != IGNORE_INDEX).sum()) for t in targets)
+        return {"accuracy": right / max(total, 1), "predicted_tokens": total}
+
+
+class CausalLanguageModeling:
+    name = "causal"
+    main_metric = "loss"
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        pad = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+
+        def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+            return pad([{"input_ids": example["input_ids"]} for example in examples])
+
+        return collate
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = labels[:, 1:]
+        summed = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        return summed.reshape(1), (targets != IGNORE_INDEX).sum().reshape(1)
+
+    def predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits[:, :-1].argmax(dim=-1)
+
+    def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
+        right = total = 0
+        for p, t in zip(predicted, targets, strict=True):
+            shifted = t[:, 1 : p.shape[1] + 1]
+            kept = shifted != IGNORE_INDEX
+            right += int((p[:, : shifted.shape[1]][kept] == shifted[kept]).sum())
+            total += int(kept.sum())
+        return {"accuracy": right / max(total, 1), "predicted_tokens": total}
+
+
+def _for_masking(example: dict[str, Any], whole_word: bool) -> dict[str, Any]:
+    """What the collator reads of an example; for whole words, each token's word as an offset pair."""
+    chosen = {"input_ids": example["input_ids"], "special_tokens_mask": example["special_tokens_mask"]}
+    if whole_word:
+        # A token starts a new word where its start differs from the previous token's end.
+        chosen["offset_mapping"] = [(word, word) if word >= 0 else (0, 0) for word in example["word_numbers"]]
+    return chosen
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), or inf where that overflows (an untrained model on a large vocabulary)."""
+    return math.exp(loss) if loss < 700 else math.inf

@@ -19,6 +19,7 @@ from typing import Any
 
 from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
 from tunesmith.errors import UserError, brief
+from tunesmith.pretrain import cli as pretrain_commands
 from tunesmith.tasks import TASK_NAMES, reading_options
 from tunesmith.train.signals import StopRequested
 
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output-dir", default="runs/demo", metavar="DIR")
     demo.set_defaults(handler=run_demo)
+    pretrain_commands.register(commands, common)
     return parser
 
 
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
     unknown = [item for item in extra if item not in overrides]
-    if unknown or (overrides and args.command not in {"train", "compare", "search"}):
+    if unknown or (overrides and args.command not in {"train", "compare", "search", "pretrain"}):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if overrides:
         args.items = [*args.items, *overrides]

@@ -63,7 +63,8 @@ def packed_blocks(
         )
     ids, words = ids[: count * inner].reshape(count, inner), words[: count * inner].reshape(count, inner)
     head, tail = np.array(frame[0], dtype=np.int64), np.array(frame[1], dtype=np.int64)
-    blocks = np.concatenate([np.broadcast_to(head, (count, len(head))), ids, np.broadcast_to(tail, (count, len(tail)))], 1)
+    framed = [np.broadcast_to(head, (count, len(head))), ids, np.broadcast_to(tail, (count, len(tail)))]
+    blocks = np.concatenate(framed, 1)
     no_word = np.full((count, len(head)), -1), np.full((count, len(tail)), -1)
     return _as_dataset(blocks.tolist(), np.concatenate([no_word[0], words, no_word[1]], 1).tolist())
 
@@ -83,9 +84,7 @@ def _frame(tokenizer: PreTrainedTokenizerBase, causal: bool) -> tuple[list[int],
     """The special tokens before and after a block's text: [CLS] and [SEP] for BERT; none for a decoder."""
     if causal:
         return [], []
-    with_specials = tokenizer.build_inputs_with_special_tokens([-7])
-    at = with_specials.index(-7)
-    return with_specials[:at], with_specials[at + 1 :]
+    return [tokenizer.cls_token_id], [tokenizer.sep_token_id]
 
 
 def _as_dataset(examples: list[list[int]], word_numbers: list[list[int]]) -> datasets.Dataset:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import datasets
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -43,12 +44,32 @@ class MaskedLanguageModeling:
         whole_word = self.masking.whole_word
 
         def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
-            examples = [_for_masking(example, whole_word) for example in examples]
-            batch = choose(examples)
+            if "labels" in examples[0]:  # masked once for all (validation): padded only
+                batch = _pad_masked(examples, tokenizer)
+            else:
+                batch = choose([_for_masking(example, whole_word) for example in examples])
             batch["predict"] = batch["labels"] != IGNORE_INDEX
             return batch
 
         return collate
+
+    def fixed_masks(
+        self, examples: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, seed: int
+    ) -> datasets.Dataset:
+        """`examples` masked once, from `seed`: every evaluation then scores the same masked tokens (the
+        loss curve compares like with like), and the training run's random numbers are left as they were."""
+        choose = self.collator(tokenizer)
+        masked_ids, labels = [], []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for start in range(0, len(examples), 256):
+                rows = list(examples.select(range(start, min(start + 256, len(examples)))))
+                batch = choose(rows)
+                for row, ids, targets in zip(rows, batch["input_ids"], batch["labels"], strict=True):
+                    length = len(row["input_ids"])
+                    masked_ids.append(ids[:length].tolist())
+                    labels.append(targets[:length].tolist())
+        return examples.remove_columns(["input_ids"]).add_column("input_ids", masked_ids).add_column("labels", labels)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`logits` [chosen tokens, vocab], in the row-major order of `labels[labels != -100]`."""
@@ -57,10 +78,13 @@ class MaskedLanguageModeling:
         return summed.reshape(1), torch.tensor([targets.numel()], device=logits.device)
 
     def predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return logits.argmax(dim=-1)
+        """Shaped like `labels` (-100 where nothing was predicted), one row per example as evaluation gathers them."""
+        predicted = torch.full_like(labels, IGNORE_INDEX)
+        predicted[labels != IGNORE_INDEX] = logits.argmax(dim=-1)
+        return predicted
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
-        right = sum(int((p == t[t != IGNORE_INDEX]).sum()) for p, t in zip(predicted, targets, strict=True))
+        right = sum(int(((p == t) & (t != IGNORE_INDEX)).sum()) for p, t in zip(predicted, targets, strict=True))
         total = sum(int((t != IGNORE_INDEX).sum()) for t in targets)
         return {"accuracy": right / max(total, 1), "predicted_tokens": total}
 
@@ -95,6 +119,15 @@ class CausalLanguageModeling:
             right += int((p[:, : shifted.shape[1]][kept] == shifted[kept]).sum())
             total += int(kept.sum())
         return {"accuracy": right / max(total, 1), "predicted_tokens": total}
+
+
+def _pad_masked(examples: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    longest = max(len(example["input_ids"]) for example in examples)
+    batch = tokenizer.pad([{"input_ids": example["input_ids"]} for example in examples], return_tensors="pt")
+    batch["labels"] = torch.tensor(
+        [example["labels"] + [IGNORE_INDEX] * (longest - len(example["labels"])) for example in examples]
+    )
+    return dict(batch)
 
 
 def _for_masking(example: dict[str, Any], whole_word: bool) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def _wordpiece(
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=WORDPIECE_SPECIALS,
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=WORDPIECE_SPECIALS, show_progress=False,
         continuing_subword_prefix="##",
     )  # fmt: skip
     tokenizer.train_from_iterator(batches, trainer)
@@ -78,7 +78,7 @@ def _byte_level_bpe(
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFC(), *([normalizers.Lowercase()] if lowercase else [])])
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=BPE_SPECIALS,
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=BPE_SPECIALS, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )  # fmt: skip
     tokenizer.train_from_iterator(batches, trainer)

@@ -183,6 +183,8 @@ class Session:
     plain_progress: bool = False
     # The last validation's duration: a time budget keeps that much for the final one.
     last_eval_s: float = 0.0
+    # (step, time) from which a time budget measures the pace of training.
+    pace_mark: tuple[int, float] = (0, 0.0)
 
     @property
     def epochs(self) -> int:
@@ -369,19 +371,24 @@ def _fit_time_budget(session: Session, bar: Any, evaluated: bool) -> None:
     included; the final evaluation's time is kept aside. At a logging step past the budget, that step
     is the last. Checked at the same steps in every process, which then agree on the earliest end."""
     s, progress = session, session.progress
+    now = time.perf_counter()
     steps_here = progress.step - s.first_step
-    refit = steps_here == BUDGET_CALIBRATION_STEPS or (evaluated and steps_here > BUDGET_CALIBRATION_STEPS)
+    if steps_here == 1:
+        # The pace is timed from the end of the first step, which also pays for warming up.
+        s.pace_mark = (progress.step, now)
+        return
+    calibrated = steps_here == BUDGET_CALIBRATION_STEPS or (evaluated and steps_here > BUDGET_CALIBRATION_STEPS)
+    refit = calibrated and progress.step < s.total_steps
     if not refit and progress.step % s.cfg.logging_steps:
         return
-    now = time.perf_counter()
     spent = s.trained_before + now - s.started
-    budget = float(s.cfg.max_time)
     planned = s.total_steps
-    if spent >= budget:
+    if spent >= float(s.cfg.max_time):
         planned = progress.step
     elif refit:
-        seconds_per_step = (now - s.started) / steps_here
-        left = budget - spent - (s.last_eval_s if s.val_loader is not None else 0.0)
+        marked_step, marked_time = s.pace_mark
+        seconds_per_step = (now - marked_time) / (progress.step - marked_step)
+        left = float(s.cfg.max_time) - spent - (s.last_eval_s if s.val_loader is not None else 0.0)
         planned = progress.step + max(1, int(left / seconds_per_step))
     planned = min(planned, s.cfg.max_steps or s.steps_per_epoch * s.cfg.epochs)
     if s.accelerator.num_processes > 1:

@@ -117,7 +117,10 @@ def bert_config(config: EncoderConfig) -> dict:
 
 def masked_lm_state_dict(model: MaskedLanguageModel) -> dict[str, torch.Tensor]:
     """The weights under BertForMaskedLM's names."""
-    state = {f"bert.{name}": tensor for name, tensor in to_bert_state_dict(model.encoder).items()}
+    # BertForMaskedLM has no pooler (masked-LM training never trains one): it is left out.
+    state = {
+        f"bert.{name}": tensor for name, tensor in to_bert_state_dict(model.encoder).items() if "pooler" not in name
+    }
     head = model.head.state_dict()
     state.update({bert_name: head[name] for name, bert_name in _HEAD_NAMES.items()})
     return state
@@ -142,6 +145,11 @@ def load_masked_lm(state: dict[str, torch.Tensor], config: EncoderConfig) -> tup
     """A model with a BERT checkpoint's weights; the second value is False when the checkpoint had no
     MLM head and a new one was initialised (normal(0, 0.02), tied to the loaded embeddings)."""
     model = MaskedLanguageModel(config)
+    state = {name.removeprefix("bert."): tensor for name, tensor in state.items()}
+    for name, tensor in model.encoder.state_dict().items():
+        # A masked-LM checkpoint has no pooler: it starts as initialised (fine-tuning treats it as new).
+        if name.startswith("pooler."):
+            state.setdefault(f"pooler.dense.{name.removeprefix('pooler.')}", tensor)
     model.encoder = from_bert_state_dict(state, config)
     head_names = {name: bert_name for name, bert_name in _HEAD_NAMES.items() if bert_name in state}
     if len(head_names) == len(_HEAD_NAMES):

@@ -72,15 +72,17 @@ class MaskedLanguageModeling:
         return examples.remove_columns(["input_ids"]).add_column("input_ids", masked_ids).add_column("labels", labels)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`logits` [chosen tokens, vocab], in the row-major order of `labels[labels != -100]`."""
-        targets = labels[labels != IGNORE_INDEX]
-        summed = F.cross_entropy(logits.float(), targets, reduction="sum")
-        return summed.reshape(1), torch.tensor([targets.numel()], device=logits.device)
+        """`logits` [chosen tokens, vocab], in the row-major order of `labels[labels != -100]`, then rows of
+        padding (models/scratch/masked_lm.py), which get no target."""
+        targets = _padded_targets(labels, logits.shape[0])
+        summed = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+        return summed.reshape(1), (targets != IGNORE_INDEX).sum().reshape(1)
 
     def predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Shaped like `labels` (-100 where nothing was predicted), one row per example as evaluation gathers them."""
         predicted = torch.full_like(labels, IGNORE_INDEX)
-        predicted[labels != IGNORE_INDEX] = logits.argmax(dim=-1)
+        chosen = labels != IGNORE_INDEX
+        predicted[chosen] = logits[: int(chosen.sum())].argmax(dim=-1)
         return predicted
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
@@ -119,6 +121,11 @@ class CausalLanguageModeling:
             right += int((p[:, : shifted.shape[1]][kept] == shifted[kept]).sum())
             total += int(kept.sum())
         return {"accuracy": right / max(total, 1), "predicted_tokens": total}
+
+
+def _padded_targets(labels: torch.Tensor, rows: int) -> torch.Tensor:
+    targets = labels[labels != IGNORE_INDEX]
+    return F.pad(targets, (0, rows - targets.numel()), value=IGNORE_INDEX)
 
 
 def _pad_masked(examples: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:

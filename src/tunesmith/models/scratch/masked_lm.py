@@ -24,6 +24,8 @@ from torch.nn import functional as F
 from tunesmith.models.scratch.encoder import Encoder, EncoderConfig, from_bert_state_dict, to_bert_state_dict
 
 logger = logging.getLogger(__name__)
+# The head runs on a multiple of this many positions (see MaskedLanguageModel.forward).
+PREDICTION_BUCKET = 256
 
 # The head's names in a BertForMaskedLM checkpoint (its decoder weight is the word embeddings).
 _HEAD_NAMES = {
@@ -63,11 +65,20 @@ class MaskedLanguageModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         predict: torch.Tensor | None = None,
     ) -> MaskedLMOutput:
-        """Logits [positions, vocab] for the positions where `predict` [batch, length] is True
-        (all positions when None), in row-major order: the order of `labels[predict]`."""
+        """Logits [positions, vocab] for the positions where `predict` [batch, length] is True, in row-major
+        order (the order of `labels[predict]`), then rows of padding up to a multiple of PREDICTION_BUCKET;
+        for every position when `predict` is None."""
         hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
-        hidden = hidden.flatten(0, 1) if predict is None else hidden[predict]
-        return MaskedLMOutput(self.head(hidden, self.encoder.embeddings.words.weight))
+        hidden = hidden.flatten(0, 1)
+        if predict is None:
+            return MaskedLMOutput(self.head(hidden, self.encoder.embeddings.words.weight))
+        positions = predict.flatten().nonzero().squeeze(1)
+        count = positions.numel()
+        # Padded to a multiple of PREDICTION_BUCKET positions, and so are the logits and the loss's tensors:
+        # the count of chosen tokens differs in every batch, and on the CPU tensors of ever new sizes
+        # fragmented the allocator's memory without end (resident memory grew by tens of MB a step).
+        positions = F.pad(positions, (0, -count % PREDICTION_BUCKET))
+        return MaskedLMOutput(self.head(hidden[positions], self.encoder.embeddings.words.weight))
 
 
 class MaskedLMOutput:

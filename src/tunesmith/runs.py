@@ -35,7 +35,17 @@ STATUSES = UNFINISHED | {"finished"}
 # Everything tunesmith writes at the top of a run folder (stages/save.py, RunFolder below). Replacing a
 # run removes these and nothing else, and a folder holding anything more is never replaced.
 RUN_FILES = frozenset(
-    {"config.yaml", STATUS_FILE, "metrics.json", "history.jsonl", "labels.json", "task.json", "report.md"}
+    {
+        "config.yaml",
+        STATUS_FILE,
+        "metrics.json",
+        "history.jsonl",
+        "labels.json",
+        "task.json",
+        "report.md",
+        "doctor.json",
+        "doctor.md",
+    }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
 RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp"})

@@ -83,3 +83,12 @@ def shorten(text: str, limit: int = 120) -> str:
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """ "1 input", "2,000 inputs": a count with its noun in the right number."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def agree(count: int, noun: str, verb: str, plural: str | None = None, verbs: str | None = None) -> str:
+    """A count, its noun and the verb that goes with them: "1 input occurs", "2 inputs occur".
+
+    `verb` is the singular form (a plain -s is dropped for the plural unless `verbs` is given).
+    """
+    many = verbs or (verb[:-1] if verb.endswith("s") else verb)
+    return f"{counted(count, noun, plural)} {verb if count == 1 else many}"

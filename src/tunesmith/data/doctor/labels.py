@@ -11,7 +11,7 @@ import statistics
 from collections import Counter
 
 from tunesmith.data.doctor.examples import SplitExamples, shown_label
-from tunesmith.data.doctor.findings import EXAMPLES_KEPT, Finding, counted, example
+from tunesmith.data.doctor.findings import EXAMPLES_KEPT, Finding, agree, example
 from tunesmith.tasks.tagging import detect_scheme, split_tag, to_iob2
 
 # A train set whose commonest label is this many times its rarest is called imbalanced.
@@ -115,7 +115,8 @@ def unseen(train_items: list[list[str]], other: SplitExamples, items: list[list[
             severity,  # type: ignore[arg-type]
             f"{other.name}/train",
             len(rows),
-            f"{counted(len(rows), f'{other.name} row')} carry labels train never shows ({', '.join(missing[:10])}): "
+            f"{agree(len(rows), f'{other.name} row', 'carries', verbs='carry')} labels train never shows "
+            f"({', '.join(missing[:10])}): "
             "the model cannot learn them. Add training examples, or remove the labels",
             [
                 example(other.name, other.lines[i], other.texts[i], label=shown_label(other.labels[i]))
@@ -139,7 +140,7 @@ def short_texts(split: SplitExamples, min_characters: int) -> list[Finding]:
             "info",
             split.name,
             len(short),
-            f"{counted(len(short), 'input')} have a text under {min_characters} visible characters",
+            f"{agree(len(short), 'input', 'has', verbs='have')} a text under {min_characters} visible characters",
             [
                 example(split.name, split.lines[i], split.texts[i], label=shown_label(split.labels[i]))
                 for i in short[:EXAMPLES_KEPT]
@@ -180,7 +181,7 @@ def invalid_tags(split: SplitExamples, scheme: str) -> list[Finding]:
             "warning",
             split.name,
             len(bad),
-            f"{counted(len(bad), 'tag')} break {scheme.upper()} (an I- that continues no entity of its type, or a "
+            f"{agree(len(bad), 'tag', 'breaks')} {scheme.upper()} (an I- that continues no entity of its type, or a "
             "tag of another scheme); training reads such an I- as the start of an entity, as conlleval does",
             examples,
         )

@@ -63,7 +63,8 @@ def truncated(split: SplitExamples, lengths: np.ndarray, rows: np.ndarray, max_l
             "warning" if share >= 0.05 else "info",
             split.name,
             len(over),
-            f"{counted(len(over), 'input')} ({100 * share:.1f}%{sampled}) are longer than max_length "
+            f"{counted(len(over), 'input')} ({100 * share:.1f}%{sampled}) {'is' if len(over) == 1 else 'are'} longer "
+            "than max_length "
             f"{max_length} tokens and lose their end (training.truncation_side): raise training.max_length if "
             "the end matters",
             [

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 
 from tunesmith.data.doctor.examples import SplitExamples, shown_label
-from tunesmith.data.doctor.findings import EXAMPLES_KEPT, Finding, counted, example
+from tunesmith.data.doctor.findings import EXAMPLES_KEPT, Finding, agree, counted, example
 
 Key = tuple[str, ...]
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -57,7 +57,7 @@ def duplicates(split: SplitExamples) -> list[Finding]:
                 "info",
                 split.name,
                 len(repeated),
-                f"{counted(len(repeated), 'input')} occur more than once ({counted(extra, 'extra row')}); "
+                f"{agree(len(repeated), 'input', 'occurs')} more than once ({counted(extra, 'extra row')}); "
                 f"{len(conflicting):,} of them with different labels",
                 [_group_example(split, rows) for rows in repeated[:EXAMPLES_KEPT]],
             )
@@ -69,7 +69,7 @@ def duplicates(split: SplitExamples) -> list[Finding]:
                 "warning",
                 split.name,
                 len(conflicting),
-                f"{counted(len(conflicting), 'input')} occur with different labels: the model is told two things "
+                f"{agree(len(conflicting), 'input', 'occurs')} with different labels: the model is told two things "
                 "at once",
                 [_group_example(split, rows) for rows in conflicting[:EXAMPLES_KEPT]],
             )
@@ -120,7 +120,7 @@ def split_overlap(train: SplitExamples, other: SplitExamples) -> list[Finding]:
                 where,
                 len(found_exact),
                 f"{len(found_exact):,} of {len(other):,} {other.name} rows ({counted(distinct, 'distinct input')}) "
-                f"also occur in {train.name}, {differ:,} of them with another label there: their scores measure "
+                f"occur in {train.name} too, {differ:,} of them with another label there: their scores measure "
                 "memory, not generalisation",
                 [_overlap_example(train, other, index, rows) for index, rows in found_exact[:EXAMPLES_KEPT]],
             )
@@ -132,8 +132,8 @@ def split_overlap(train: SplitExamples, other: SplitExamples) -> list[Finding]:
                 "warning",
                 where,
                 len(found_near),
-                f"{counted(len(found_near), f'more {other.name} row')} match a {train.name} row once case, "
-                "spacing, punctuation and Unicode forms are ignored",
+                f"{agree(len(found_near), f'more {other.name} row', 'matches', verbs='match')} a {train.name} row "
+                "once case, spacing, punctuation and Unicode forms are ignored",
                 [_overlap_example(train, other, index, rows) for index, rows in found_near[:EXAMPLES_KEPT]],
             )
         )
@@ -172,9 +172,9 @@ def swapped_pairs(split: SplitExamples, other: SplitExamples | None = None) -> l
     where = split.name if other is None else f"{other.name}/{split.name}"
     if other is None:
         pairs = counted(len(found), f"pair of {split.name}", f"pairs of {split.name}")
-        what = f"{pairs} occur again with the sides swapped"
+        what = f"{pairs} {'occurs' if len(found) == 1 else 'occur'} again with the sides swapped"
     else:
-        what = f"{counted(len(found), f'{other.name} pair')} occur in {split.name} with the sides swapped"
+        what = f"{agree(len(found), f'{other.name} pair', 'occurs')} in {split.name} with the sides swapped"
     return [
         Finding(
             "swapped_pairs",

@@ -36,8 +36,9 @@ def examine(
         check_lengths(cfg, report, splits, tokenizer)
     if label_errors and cfg.task == "classification":
         from tunesmith.data.doctor.label_errors import find_label_errors
+        from tunesmith.models.backbones import check_loadable
 
-        findings, measured = find_label_errors(cfg, train, backbone or cfg.model)
+        findings, measured = find_label_errors(cfg, train, backbone or check_loadable(cfg.model))
         report.add(findings)
         report.statistics["label_errors"] = measured
     return report

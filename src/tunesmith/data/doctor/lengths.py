@@ -65,8 +65,8 @@ def truncated(split: SplitExamples, lengths: np.ndarray, rows: np.ndarray, max_l
             len(over),
             f"{counted(len(over), 'input')} ({100 * share:.1f}%{sampled}) {'is' if len(over) == 1 else 'are'} longer "
             "than max_length "
-            f"{max_length} tokens and lose their end (training.truncation_side): raise training.max_length if "
-            "the end matters",
+            f"{max_length} tokens: training cuts off their end (training.truncation_side). Raise training.max_length "
+            "if the end matters",
             [
                 example(split.name, split.lines[row], split.texts[row], tokens=length)
                 for row, length in over[:EXAMPLES_KEPT]

@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   tunesmith compare configs/sst2.yaml --strategies full,bitfit,lora
   tunesmith search configs/sst2.yaml --trials 8
   tunesmith doctor configs/sst2.yaml
+  tunesmith runs --sort validation
 """
 
 # Flags of `train` and the config keys they set.
@@ -228,6 +229,26 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print doctor.json instead of the table")
     doctor.set_defaults(handler=run_doctor)
 
+    runs = commands.add_parser(
+        "runs",
+        parents=[common],
+        help="list the run folders with status, task, model, strategy, metrics and time",
+        description="List the run folders under DIR (and one level deeper, for compare and search): status, "
+        "task, model, strategy, the task's key metric on validation and test, training time, and when the "
+        "status last changed.",
+        epilog="example: tunesmith runs runs/ --sort validation",
+    )
+    runs.add_argument("folder", nargs="?", default="runs", metavar="DIR", help="folder of run folders (default runs)")
+    runs.add_argument(
+        "--sort",
+        default="time",
+        metavar="COLUMN",
+        help="run, status, task, model, strategy, metric, validation, test, train_s or time (default time, newest "
+        "first; scores and times sort highest first)",
+    )
+    runs.add_argument("--json", action="store_true", help="print the rows as JSON, every key metric included")
+    runs.set_defaults(handler=run_runs)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -345,6 +366,13 @@ def run_doctor(args: argparse.Namespace) -> None:
     print(render.to_json(report) if args.json else render.table(report), end="" if args.json else "\n")
     if not args.json:
         print(f"Written: {output / 'doctor.md'}, {output / 'doctor.json'}")
+
+
+def run_runs(args: argparse.Namespace) -> None:
+    from tunesmith.run_list import list_runs, table
+
+    rows = list_runs(Path(args.folder), args.sort)
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
 
 
 def run_demo(args: argparse.Namespace) -> None:

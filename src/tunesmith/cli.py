@@ -229,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print doctor.json instead of the table")
     doctor.set_defaults(handler=run_doctor)
 
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="rebuild a finished run's report.md and its figures",
+        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves) from "
+        "the run folder's metrics.json, labels.json, history.jsonl and config.yaml.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.set_defaults(handler=run_report)
+
     runs = commands.add_parser(
         "runs",
         parents=[common],
@@ -366,6 +376,17 @@ def run_doctor(args: argparse.Namespace) -> None:
     print(render.to_json(report) if args.json else render.table(report), end="" if args.json else "\n")
     if not args.json:
         print(f"Written: {output / 'doctor.md'}, {output / 'doctor.json'}")
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from tunesmith.runs import check_finished
+
+    run_dir = Path(args.run_dir)
+    check_finished(run_dir)
+    from tunesmith.evaluate.rebuild import write_report
+
+    drawn = write_report(run_dir)
+    print(f"Written: {run_dir / 'report.md'}" + "".join(f", {run_dir / name}" for name in drawn))
 
 
 def run_runs(args: argparse.Namespace) -> None:

@@ -45,6 +45,10 @@ RUN_FILES = frozenset(
         "report.md",
         "doctor.json",
         "doctor.md",
+        # The report's figures (evaluate/figures.py FIGURES).
+        "confusion_matrix.png",
+        "per_class_f1.png",
+        "learning_curves.png",
     }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).

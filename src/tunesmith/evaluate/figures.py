@@ -82,9 +82,11 @@ def learning_curves(history: list[dict[str, Any]], metric: str, path: Path) -> b
     plt = _pyplot()
     panels = 3 if evaluations else 2
     figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4))
-    axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], color="tab:blue")
+    # Few points (a short run logs only a few) need markers, or a single one draws nothing.
+    marker = "o" if len(steps) < 30 else None
+    axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], color="tab:blue", marker=marker)
     axes[0].set_title("training loss")
-    axes[1].plot([r["step"] for r in steps], [r["learning_rate"] for r in steps], color="tab:orange")
+    axes[1].plot([r["step"] for r in steps], [r["learning_rate"] for r in steps], color="tab:orange", marker=marker)
     axes[1].set_title("learning rate")
     axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     if evaluations:

@@ -131,4 +131,3 @@ def render(cfg: RunConfig, task: TaskInfo, metrics: dict[str, Any], names: list[
         "unlike it.",
     ]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n"
-

@@ -9,6 +9,7 @@ from tunesmith.config import (
     AdapterOptions,
     ClassificationOptions,
     DataConfig,
+    DoctorOptions,
     FreezeOptions,
     GradualOptions,
     Ia3Options,
@@ -40,6 +41,7 @@ SECTIONS = [
     PromptOptions,
     AdapterOptions,
     SearchOptions,
+    DoctorOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

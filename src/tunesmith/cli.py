@@ -31,6 +31,8 @@ EXAMPLES = """examples:
   tunesmith train configs/sst2.yaml --strategy lora
   tunesmith compare configs/sst2.yaml --strategies full,bitfit,lora
   tunesmith search configs/sst2.yaml --trials 8
+  tunesmith doctor configs/sst2.yaml
+  tunesmith runs --sort validation
 """
 
 # Flags of `train` and the config keys they set.
@@ -198,6 +200,66 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--output-dir", metavar="DIR", help="where trials go (default runs/<name>-search)")
     search.set_defaults(handler=run_search)
 
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="examine a config's data before training",
+        description="Read the data as `train` would and look for what spoils a run: duplicates, the same text "
+        "with different labels, overlap between splits (exact and after normalisation), short texts, label "
+        "balance and labels unseen in train, token lengths and the share cut at max_length, invalid NER tags, "
+        "pairs repeated with the sides swapped, and (classification) likely label errors. Prints a table and "
+        "writes doctor.json and doctor.md. `train` runs the same checks first (docs/doctor.md).",
+        epilog="example: tunesmith doctor configs/sst2.yaml doctor.label_error_rows=2000",
+    )
+    doctor.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE", help="a YAML config and/or overrides")
+    doctor.add_argument("--data", metavar="FILE", help="training file (instead of, or over, the config's)")
+    doctor.add_argument("--validation", metavar="FILE", help="validation file")
+    doctor.add_argument("--test", metavar="FILE", help="test file")
+    doctor.add_argument("--text-column", metavar="NAME", help='column holding the text (default "text")')
+    doctor.add_argument("--text-pair-column", metavar="NAME", help="column holding a second text")
+    doctor.add_argument("--label-column", metavar="NAME", help='column holding the label (default "label")')
+    doctor.add_argument("--format", choices=FORMATS, help="file format (default: from the extension)")
+    doctor.add_argument("--task", choices=TASK_NAMES, help="what the labels are (default classification)")
+    doctor.add_argument("--model", metavar="NAME_OR_PATH", help="the model whose tokenizer and embeddings to use")
+    doctor.add_argument(
+        "--no-label-errors",
+        action="store_true",
+        help="skip the search for likely label errors (it embeds up to doctor.label_error_rows training texts)",
+    )
+    doctor.add_argument("--output-dir", metavar="DIR", help="where doctor.json and doctor.md go (runs/<name>-doctor)")
+    doctor.add_argument("--json", action="store_true", help="print doctor.json instead of the table")
+    doctor.set_defaults(handler=run_doctor)
+
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="rebuild a finished run's report.md and its figures",
+        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves) from "
+        "the run folder's metrics.json, labels.json, history.jsonl and config.yaml.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.set_defaults(handler=run_report)
+
+    runs = commands.add_parser(
+        "runs",
+        parents=[common],
+        help="list the run folders with status, task, model, strategy, metrics and time",
+        description="List the run folders under DIR (and one level deeper, for compare and search): status, "
+        "task, model, strategy, the task's key metric on validation and test, training time, and when the "
+        "status last changed.",
+        epilog="example: tunesmith runs runs/ --sort validation",
+    )
+    runs.add_argument("folder", nargs="?", default="runs", metavar="DIR", help="folder of run folders (default runs)")
+    runs.add_argument(
+        "--sort",
+        default="time",
+        metavar="COLUMN",
+        help="run, status, task, model, strategy, metric, validation, test, train_s or time (default time, newest "
+        "first; scores and times sort highest first)",
+    )
+    runs.add_argument("--json", action="store_true", help="print the rows as JSON, every key metric included")
+    runs.set_defaults(handler=run_runs)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -219,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
     unknown = [item for item in extra if item not in overrides]
-    if unknown or (overrides and args.command not in {"train", "compare", "search", "pretrain"}):
+    if unknown or (overrides and args.command not in {"train", "compare", "search", "doctor", "pretrain"}):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if overrides:
         args.items = [*args.items, *overrides]
@@ -297,6 +359,43 @@ def run_search(args: argparse.Namespace) -> None:
     folder, rows, _ = search(config_path, assignments, args.trials, output)
     print(f"\nSearched {len(rows)} trials: {folder / 'trials.md'}; best config: {folder / 'best.yaml'}\n")
     print((folder / "trials.md").read_text(), end="")
+
+
+def run_doctor(args: argparse.Namespace) -> None:
+    from tunesmith.config import load_config
+    from tunesmith.data.doctor import command, render
+
+    config_path, assignments = _split_items(args.items)
+    flags = {TRAIN_FLAGS[key]: value for key, value in vars(args).items() if key in TRAIN_FLAGS and value is not None}
+    if config_path is None and "data.train" not in flags:
+        raise UserError("Nothing to examine: give a config file (tunesmith doctor CONFIG) or --data FILE.")
+    cfg = load_config(config_path, flags, assignments)
+    output = Path(args.output_dir) if args.output_dir else Path("runs") / f"{cfg.run_name()}-doctor"
+    command.check_folder(output)  # before the seconds of reading and tokenizing
+    _quiet_libraries()
+    report = command.diagnose(cfg, label_errors=not args.no_label_errors)
+    command.write_report(output, report)
+    print(render.to_json(report) if args.json else render.table(report), end="" if args.json else "\n")
+    if not args.json:
+        print(f"Written: {output / 'doctor.md'}, {output / 'doctor.json'}")
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from tunesmith.runs import check_finished
+
+    run_dir = Path(args.run_dir)
+    check_finished(run_dir)
+    from tunesmith.evaluate.rebuild import write_report
+
+    drawn = write_report(run_dir)
+    print(f"Written: {run_dir / 'report.md'}" + "".join(f", {run_dir / name}" for name in drawn))
+
+
+def run_runs(args: argparse.Namespace) -> None:
+    from tunesmith.run_list import list_runs, table
+
+    rows = list_runs(Path(args.folder), args.sort)
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
 
 
 def run_demo(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from tunesmith.data.doctor.findings import CHECKS
 from tunesmith.errors import UserError, brief
 from tunesmith.tasks import TASK_NAMES, TASKS
 
@@ -365,6 +366,30 @@ class SearchOptions(_Section):
     prune: bool = True
 
 
+DoctorCheck = Literal[CHECKS]  # type: ignore[valid-type]
+
+
+class DoctorOptions(_Section):
+    """The data doctor (`tunesmith doctor`, and before every `train`): see docs/doctor.md."""
+
+    # Examine the data before training; the findings are logged and saved as doctor.json/.md in the run folder.
+    enabled: bool = True
+    # Checks whose findings stop `train` before anything is written (errors always do).
+    fail_on: list[DoctorCheck] = []
+    # An input with fewer visible characters than this is reported as short.
+    min_characters: int = Field(default=3, ge=1)
+    # Look for likely label errors before `train` too (classification): cleanlab on the out-of-fold
+    # probabilities of a logistic regression on the backbone's frozen embeddings. `tunesmith doctor`
+    # looks unless told --no-label-errors; before training it costs a minute, so it is off.
+    label_errors: bool = False
+    # Examine at most this many training rows for label errors (a seeded sample): the embeddings cost.
+    label_error_rows: int = Field(default=4000, ge=20)
+    # Folds of the cross-validation that gives every examined row a probability from a model that never saw it.
+    label_error_folds: int = Field(default=5, ge=2)
+    # How many of the most suspicious rows doctor.md and doctor.json list.
+    label_errors_listed: int = Field(default=20, ge=1)
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -392,6 +417,7 @@ class RunConfig(_Section):
     ptuning: PromptOptions = PromptOptions(encoder_hidden_size=128)
     adapter: AdapterOptions = AdapterOptions()
     search: SearchOptions = SearchOptions()
+    doctor: DoctorOptions = DoctorOptions()
 
     @model_validator(mode="before")
     @classmethod

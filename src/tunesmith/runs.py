@@ -35,8 +35,23 @@ STATUSES = UNFINISHED | {"finished"}
 # Everything tunesmith writes at the top of a run folder (stages/save.py, RunFolder below). Replacing a
 # run removes these and nothing else, and a folder holding anything more is never replaced.
 RUN_FILES = frozenset(
-    {"config.yaml", STATUS_FILE, "metrics.json", "history.jsonl", "labels.json", "task.json", "report.md",
-     "pretraining_curve.png"}
+    {
+        "config.yaml",
+        STATUS_FILE,
+        "metrics.json",
+        "history.jsonl",
+        "labels.json",
+        "task.json",
+        "report.md",
+        "doctor.json",
+        "doctor.md",
+        # The report's figures (evaluate/figures.py FIGURES).
+        "confusion_matrix.png",
+        "per_class_f1.png",
+        "learning_curves.png",
+        # pretrain/curve.py
+        "pretraining_curve.png",
+    }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
 RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp"})

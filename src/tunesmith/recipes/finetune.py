@@ -1,7 +1,7 @@
 """Fine-tune an encoder on a labelled task: the whole path of one run, top to bottom.
 
-plan and read_data check everything (config, model, folder, data) before the run folder is
-opened, so bad input leaves nothing behind.
+plan, the data stages and the data doctor check everything (config, model, folder, data) before
+the run folder is opened, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from tunesmith.config import RunConfig, load_config, validate_config
 from tunesmith.predictor import Predictor
 from tunesmith.quiet import quiet_libraries
-from tunesmith.stages.data import read_data, tokenize_splits
+from tunesmith.stages.data import encode_data, load_data, tokenize_splits
+from tunesmith.stages.doctor import examine_data, save_findings
 from tunesmith.stages.evaluate import evaluate_splits, training_figures
 from tunesmith.stages.model import build_model
 from tunesmith.stages.plan import plan_run
@@ -52,9 +53,12 @@ def finetune(
     """
     with quiet_libraries():
         plan = plan_run(as_config(config), overwrite, resume)
-        splits = read_data(plan)
+        loaded = load_data(plan)
+        splits = encode_data(plan, loaded)
+        findings = examine_data(plan, loaded)
         run = open_run_folder(plan)
         with GracefulStop() as stop, recording_status(plan, run):
+            save_findings(plan, run, findings)
             data = tokenize_splits(plan, splits)
             model = build_model(plan, len(data.splits["train"]))
             model, summary = train(plan, model, data, run, stop, on_evaluation)

@@ -1,8 +1,9 @@
 """Data: read the files into splits and encode their labels, then tokenize.
 
-`read_data` checks the data (columns, labels, the metric the labels allow) and writes
-nothing, so that it runs before the run folder exists. `tokenize_splits` fills the
-tokenization cache; one process writes it and the others read it.
+`read_data` (`load_data`, then `encode_data`) checks the data (columns, labels, the metric
+the labels allow) and writes nothing, so that it runs before the run folder exists. The
+splits as read, before encoding, are what the data doctor examines (stages/doctor.py).
+`tokenize_splits` fills the tokenization cache; one process writes it and the others read it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunesmith.config import RunConfig
 from tunesmith.data import augment
-from tunesmith.data.splits import load_splits
+from tunesmith.data.splits import LoadedData, load_splits
 from tunesmith.errors import UserError
 from tunesmith.tasks import reading_options
 from tunesmith.tasks.encoding import check_readable
@@ -35,12 +36,22 @@ class TokenizedData:
 
 
 def read_data(plan: Plan) -> dict[str, datasets.Dataset]:
-    """train, validation and test, each with a checked `labels` column of model targets.
+    """train, validation and test, each with a checked `labels` column of model targets."""
+    return encode_data(plan, load_data(plan))
+
+
+def load_data(plan: Plan) -> LoadedData:
+    """The splits as read (labels as written), carved and subsampled as configured."""
+    cfg = plan.cfg
+    return load_splits(cfg.data, cfg.training.seed, **reading_options(cfg))
+
+
+def encode_data(plan: Plan, data: LoadedData) -> dict[str, datasets.Dataset]:
+    """Each split with a checked `labels` column of model targets, the task's labels fitted on train.
 
     Every text must give the model at least one token (`check_readable`).
     """
     cfg, task = plan.cfg, plan.task
-    data = load_splits(cfg.data, cfg.training.seed, **reading_options(cfg))
     task.fit_labels(data.splits["train"], data.sources["train"])
     check_metric(cfg, task)
     splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from tunesmith.evaluate import report
-from tunesmith.runs import RunFolder
+from tunesmith.evaluate import model_card
+from tunesmith.evaluate.rebuild import write_report
+from tunesmith.runs import RunFolder, write_atomic
 from tunesmith.strategies import for_plain_transformers, mergeable, write_adapter
 from tunesmith.train.checkpoints import sharded
 from tunesmith.train.loop import scalars
@@ -85,7 +86,10 @@ def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, An
         if name in metrics:
             run.append_history({"split": name, "final": True, "step": steps, **scalars(metrics[name])})
     run.write_json("metrics.json", metrics)
-    run.write_text("report.md", report.render(cfg.run_name(), cfg.model, task.info, metrics, task.names))
+    write_report(run.path)
+    if (run.path / "model").is_dir():
+        # Inside model/, where the Hub looks for it when the folder is pushed.
+        write_atomic(run.path / "model" / "README.md", model_card.render(cfg, task.info, metrics, task.names))
     run.set_status("finished")
     if not cfg.training.keep_checkpoints:
         shutil.rmtree(run.checkpoints, ignore_errors=True)

@@ -1,0 +1,101 @@
+"""The report's PNG figures, drawn with matplotlib (Agg: no display needed) from the run folder's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Written by `draw`; the run folder lists them among its own files (runs.RUN_FILES).
+FIGURES = ("confusion_matrix.png", "per_class_f1.png", "learning_curves.png")
+_DPI = 110
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix(split_metrics: dict[str, Any], names: list[str], path: Path, split: str) -> None:
+    """Counts, with each row's share of its true class as the colour, so that small classes show."""
+    import numpy as np
+
+    plt = _pyplot()
+    counts = np.asarray(split_metrics["confusion_matrix"], dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.55 * len(names) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(
+        range(len(names)), names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center"
+    )
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"Confusion matrix ({split})")
+    if len(names) <= 20:
+        for row in range(len(names)):
+            for column in range(len(names)):
+                dark = shares[row, column] > 0.5
+                axes.text(
+                    column,
+                    row,
+                    f"{int(counts[row, column])}",
+                    ha="center",
+                    va="center",
+                    color="white" if dark else "black",
+                    fontsize=9,
+                )
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    plt.close(figure)
+
+
+def per_class_f1(split_metrics: dict[str, Any], path: Path, split: str, noun: str) -> None:
+    plt = _pyplot()
+    rows = [(name, row["f1-score"], int(row["support"])) for name, row in split_metrics["per_class"].items()]
+    figure, axes = plt.subplots(figsize=(7, max(2.5, 0.35 * len(rows) + 1.2)))
+    labels = [f"{name} ({support:,})" for name, _, support in rows]
+    bars = axes.barh(range(len(rows)), [f1 for _, f1, _ in rows], color="tab:blue")
+    axes.set_yticks(range(len(rows)), labels)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1.08)
+    axes.set_xlabel("F1")
+    axes.set_title(f"F1 per {noun} ({split}; support in brackets)")
+    for bar, (_, f1, _) in zip(bars, rows, strict=True):
+        axes.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{f1:.3f}", va="center", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    plt.close(figure)
+
+
+def learning_curves(history: list[dict[str, Any]], metric: str, path: Path) -> bool:
+    """Training loss, learning rate and the validation metric against the step; False with nothing to draw."""
+    steps = [r for r in history if "split" not in r and "loss" in r]
+    evaluations = [r for r in history if r.get("split") == "validation" and not r.get("final") and metric in r]
+    if not steps:
+        return False
+    plt = _pyplot()
+    panels = 3 if evaluations else 2
+    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4))
+    # Few points (a short run logs only a few) need markers, or a single one draws nothing.
+    marker = "o" if len(steps) < 30 else None
+    axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], color="tab:blue", marker=marker)
+    axes[0].set_title("training loss")
+    axes[1].plot([r["step"] for r in steps], [r["learning_rate"] for r in steps], color="tab:orange", marker=marker)
+    axes[1].set_title("learning rate")
+    axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    if evaluations:
+        axes[2].plot([r["step"] for r in evaluations], [r[metric] for r in evaluations], marker="o", color="tab:green")
+        axes[2].set_title(f"validation {metric}")
+    for panel in axes:
+        panel.set_xlabel("step")
+        panel.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    plt.close(figure)
+    return True

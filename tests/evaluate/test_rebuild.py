@@ -1,0 +1,62 @@
+"""report.md with figures: written at the end of a run, rebuilt by `tunesmith report`, its numbers metrics.json's."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tunesmith.cli import main
+from tunesmith.evaluate.rebuild import write_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def table_numbers(report: str) -> dict[tuple[str, str], float]:
+    """{(metric, split): value} of the report's metrics table."""
+    lines = report.split("## Metrics", 1)[1].strip().splitlines()
+    splits = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    numbers = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for split, cell in zip(splits, cells[1:], strict=True):
+            if re.fullmatch(r"-?\d+\.\d{4}", cell):
+                numbers[(cells[0], split)] = float(cell)
+    return numbers
+
+
+def test_a_finished_run_has_its_report_figures_and_the_numbers_of_metrics_json(trained_run: Path) -> None:
+    text = (trained_run / "report.md").read_text()
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    numbers = table_numbers(text)
+    assert len(numbers) >= 16  # nine classification metrics on two splits
+    for (metric, split), shown in numbers.items():
+        assert shown == round(metrics[split][metric], 4), (metric, split)
+    for name in ("confusion_matrix.png", "per_class_f1.png", "learning_curves.png"):
+        assert (trained_run / name).read_bytes().startswith(PNG) and f"]({name})" in text
+    matrix = metrics["test"]["confusion_matrix"]
+    assert f"| neg | {matrix[0][0]} | {matrix[0][1]} |" in text
+
+
+def test_report_rebuilds_the_same_report_and_removes_only_its_stale_figures(
+    run_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    before = (run_copy / "report.md").read_text()
+    (run_copy / "report.md").unlink()
+    (run_copy / "learning_curves.png").unlink()
+    assert main(["report", str(run_copy)]) == 0
+    assert "report.md" in capsys.readouterr().out
+    assert (run_copy / "report.md").read_text() == before and (run_copy / "learning_curves.png").is_file()
+    # Without history there are no curves: the old figure goes, nothing else does.
+    (run_copy / "history.jsonl").unlink()
+    assert write_report(run_copy) == ["confusion_matrix.png", "per_class_f1.png"]
+    assert not (run_copy / "learning_curves.png").exists() and (run_copy / "metrics.json").is_file()
+
+
+def test_report_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -7,10 +7,43 @@ from pathlib import Path
 
 import pytest
 
-WORDS = (
-    "the a cat dog sat on mat ran to park big small red blue house tree river bank money loan paid "
-    "quickly slowly happy sad film book read wrote music played garden city town road"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    "ran",
+    "to",
+    "park",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "house",
+    "tree",
+    "river",
+    "bank",
+    "money",
+    "loan",
+    "paid",
+    "quickly",
+    "slowly",
+    "happy",
+    "sad",
+    "film",
+    "book",
+    "read",
+    "wrote",
+    "music",
+    "played",
+    "garden",
+    "city",
+    "town",
+    "road",
+]
 
 
 def write_corpus(path: Path, documents: int = 300, seed: int = 0) -> Path:

@@ -48,9 +48,9 @@ def tokenized_stream(
 
 
 def packed_blocks(
-    documents: list[str], tokenizer: PreTrainedTokenizerBase, block_size: int, causal: bool
+    documents: list[str], tokenizer: PreTrainedTokenizerBase, block_size: int, causal: bool, what: str = "The corpus"
 ) -> datasets.Dataset:
-    """Blocks of exactly `block_size` tokens, special tokens included."""
+    """Blocks of exactly `block_size` tokens, special tokens included; `what` names the documents in errors."""
     frame = _frame(tokenizer, causal)
     separator = tokenizer.eos_token_id if causal else tokenizer.sep_token_id
     ids, words = tokenized_stream(documents, tokenizer, separator)
@@ -58,7 +58,7 @@ def packed_blocks(
     count = len(ids) // inner
     if count == 0:
         raise UserError(
-            f"The corpus holds {len(ids)} tokens, less than one block of {block_size}: add text, or lower "
+            f"{what} holds {len(ids)} tokens, less than one block of {block_size}: add text, or lower "
             "training.max_length."
         )
     ids, words = ids[: count * inner].reshape(count, inner), words[: count * inner].reshape(count, inner)

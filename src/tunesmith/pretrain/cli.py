@@ -61,7 +61,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     train.add_argument("--vocab-size", type=int, required=True, metavar="N")
     train.add_argument("--output-dir", required=True, metavar="DIR", help="a new or empty folder")
     train.add_argument("--kind", choices=["wordpiece", "bpe"], default="wordpiece",
-                       help="wordpiece (BERT-style, one token per CJK character; default) or bpe (byte-level)")  # fmt: skip
+                       help="wordpiece (BERT-style, one token per CJK character; default) or bpe")  # fmt: skip
     train.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case)")
     train.add_argument("--min-frequency", type=int, default=2, metavar="N")
     train.add_argument("--format", default="auto", choices=["auto", "text", "csv", "tsv", "jsonl", "parquet", "conll"],

@@ -66,7 +66,8 @@ class MaskingConfig(_Section):
     rate: float = Field(default=0.15, gt=0.0, lt=1.0)
     mask_share: float = Field(default=0.8, ge=0.0, le=1.0)
     random_share: float = Field(default=0.1, ge=0.0, le=1.0)
-    # Choose whole words: every piece of a word is masked together.
+    # Choose whole words: every piece of a word is chosen together, and each becomes [MASK] (the shares
+    # above do not apply: transformers' whole-word masking has no random or kept words).
     whole_word: bool = False
 
     @model_validator(mode="after")

@@ -57,7 +57,9 @@ def continued_encoder(resolved: str, name: str, added: list[NewToken]) -> Masked
             "architecture models into tunesmith's encoder. Use a BERT model (minilm is one)."
         )
     config = EncoderConfig.from_bert(bert.config)
-    model, had_head = load_masked_lm(bert.state_dict(), config)
+    # What the checkpoint held: transformers fills what it lacked with random weights.
+    held = {name: tensor for name, tensor in bert.state_dict().items() if name not in missing}
+    model, had_head = load_masked_lm(held, config)
     if not had_head:
         logger.warning(
             "Model %r has no masked-LM head (it is not a masked-LM checkpoint): a new one, tied to its word "

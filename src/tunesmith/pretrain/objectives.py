@@ -33,38 +33,56 @@ class MaskedLanguageModeling:
         self.masking = masking
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
-        choose = DataCollatorForLanguageModeling(
+        """Pads a batch; training batches are masked later, by `transform_batch`, in step order."""
+        whole_word = self.masking.whole_word
+        self._chooser = DataCollatorForLanguageModeling(
             tokenizer,
             mlm=True,
             mlm_probability=self.masking.rate,
-            mask_replace_prob=self.masking.mask_share,
-            random_replace_prob=self.masking.random_share,
-            whole_word_mask=self.masking.whole_word,
+            # transformers replaces every chosen piece of a whole word by [MASK] (it has no random whole words).
+            mask_replace_prob=1.0 if whole_word else self.masking.mask_share,
+            random_replace_prob=0.0 if whole_word else self.masking.random_share,
+            whole_word_mask=whole_word,
         )
-        whole_word = self.masking.whole_word
 
         def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
             if "labels" in examples[0]:  # masked once for all (validation): padded only
                 batch = _pad_masked(examples, tokenizer)
-            else:
-                batch = choose([_for_masking(example, whole_word) for example in examples])
-            batch["predict"] = batch["labels"] != IGNORE_INDEX
-            return batch
+                batch["predict"] = batch["labels"] != IGNORE_INDEX
+                return batch
+            return _pad_for_masking(examples, tokenizer, whole_word)
 
         return collate
+
+    def transform_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Choose and mask the tokens of a training batch (dynamic masking), from the global generator.
+
+        Called by the loop just before the forward pass, not in the collator: the data loader collates a
+        batch ahead, so masks drawn there would come from the generator in another order after a resume.
+        """
+        device = batch["input_ids"].device
+        special = batch.pop("special_tokens_mask").cpu()
+        offsets = batch.pop("offset_mapping", None)
+        inputs, labels = self._chooser.torch_mask_tokens(
+            batch["input_ids"].cpu().clone(), special_tokens_mask=special,
+            offset_mapping=None if offsets is None else offsets.cpu(),
+        )  # fmt: skip
+        batch["input_ids"], batch["labels"] = inputs.to(device), labels.to(device)
+        batch["predict"] = batch["labels"] != IGNORE_INDEX
+        return batch
 
     def fixed_masks(
         self, examples: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, seed: int
     ) -> datasets.Dataset:
         """`examples` masked once, from `seed`: every evaluation then scores the same masked tokens (the
         loss curve compares like with like), and the training run's random numbers are left as they were."""
-        choose = self.collator(tokenizer)
+        collate = self.collator(tokenizer)
         masked_ids, labels = [], []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for start in range(0, len(examples), 256):
                 rows = list(examples.select(range(start, min(start + 256, len(examples)))))
-                batch = choose(rows)
+                batch = self.transform_batch(collate(rows))
                 for row, ids, targets in zip(rows, batch["input_ids"], batch["labels"], strict=True):
                     length = len(row["input_ids"])
                     masked_ids.append(ids[:length].tolist())
@@ -137,13 +155,20 @@ def _pad_masked(examples: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBa
     return dict(batch)
 
 
-def _for_masking(example: dict[str, Any], whole_word: bool) -> dict[str, Any]:
-    """What the collator reads of an example; for whole words, each token's word as an offset pair."""
-    chosen = {"input_ids": example["input_ids"], "special_tokens_mask": example["special_tokens_mask"]}
+def _pad_for_masking(examples: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, whole_word: bool) -> dict:
+    """Token ids and attention mask padded, with what masking reads: the special tokens (padding counts as one)
+    and, for whole words, each token's word as an offset pair (a token starts a new word where its start
+    differs from the previous token's end)."""
+    longest = max(len(example["input_ids"]) for example in examples)
+    rows = [{"input_ids": e["input_ids"], "special_tokens_mask": e["special_tokens_mask"]} for e in examples]
+    batch = dict(tokenizer.pad(rows, return_tensors="pt"))
     if whole_word:
-        # A token starts a new word where its start differs from the previous token's end.
-        chosen["offset_mapping"] = [(word, word) if word >= 0 else (0, 0) for word in example["word_numbers"]]
-    return chosen
+        words = [e["word_numbers"] + [-1] * (longest - len(e["word_numbers"])) for e in examples]
+        # Padded to the right, as tokenizer.pad pads the ids (checked: a left-padding tokenizer would shift them).
+        if tokenizer.padding_side != "right":
+            raise ValueError("whole-word masking expects right padding")
+        batch["offset_mapping"] = torch.tensor([[(w, w) if w >= 0 else (0, 0) for w in row] for row in words])
+    return batch
 
 
 def perplexity(loss: float) -> float:

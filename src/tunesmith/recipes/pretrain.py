@@ -19,6 +19,7 @@ from typing import Any
 import datasets
 import yaml
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -197,12 +198,14 @@ def examples(plan: PretrainPlan, corpus: Corpus) -> tuple[datasets.Dataset, data
     cfg, tokenizer = plan.cfg, plan.tokenizer
     size, causal = cfg.training.max_length, cfg.objective == "causal"
 
-    def build(documents: list[str]) -> datasets.Dataset:
+    def build(documents: list[str], what: str) -> datasets.Dataset:
         if cfg.data.packing:
-            return blocks.packed_blocks(documents, tokenizer, size, causal)
+            return blocks.packed_blocks(documents, tokenizer, size, causal, what)
         return blocks.line_examples(documents, tokenizer, size)
 
-    train_set, validation_set = build(corpus.train), build(corpus.validation)
+    held_out = "The held-out text (data.validation)" if cfg.data.validation else (
+        f"The held-out text (the last {len(corpus.validation)} documents, data.validation_split)")  # fmt: skip
+    train_set, validation_set = build(corpus.train, "The corpus"), build(corpus.validation, held_out)
     if isinstance(plan.objective, MaskedLanguageModeling):
         validation_set = plan.objective.fixed_masks(validation_set, tokenizer, VALIDATION_MASK_SEED)
     logger.info(
@@ -213,6 +216,8 @@ def examples(plan: PretrainPlan, corpus: Corpus) -> tuple[datasets.Dataset, data
 
 def build_model(plan: PretrainPlan, corpus: Corpus) -> nn.Module:
     cfg = plan.cfg
+    # Every generator from the seed: the initial weights, then the masks and dropout of training.
+    set_seed(cfg.training.seed)
     if cfg.objective == "causal":
         return decoder_from_scratch(cfg.architecture, plan.tokenizer)
     if plan.model is None:

@@ -310,6 +310,10 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     if s.pending_rng is not None:
         checkpoints.set_rng_state(s.pending_rng)
         s.pending_rng = None
+    # A task may finish a batch in step order, with the restored generators (masked-LM pretraining masks here).
+    transform = getattr(s.task, "transform_batch", None)
+    if transform is not None:
+        batch = transform(batch)
     if s.strategy is not None and s.strategy.before_step is not None:
         s.strategy.before_step(s.unwrapped(), progress.step, s.steps_per_epoch)
     s.speedups.before_micro_batch(batch)
@@ -366,10 +370,10 @@ def _after_step(session: Session, bar: Any, stop: GracefulStop | None) -> bool:
 
 
 def _fit_time_budget(session: Session, bar: Any, evaluated: bool) -> None:
-    """End on time: once the first steps are timed, and after each evaluation, fit the planned steps (and so
-    the learning-rate schedule) to what the rest of the budget holds at the pace so far, evaluations
-    included; the final evaluation's time is kept aside. At a logging step past the budget, that step
-    is the last. Checked at the same steps in every process, which then agree on the earliest end."""
+    """End on time: once the first steps are timed, and at each logging step and evaluation after that, fit
+    the planned steps (and so the learning-rate schedule) to what the rest of the budget holds at the pace
+    so far, evaluations included; the final evaluation's time is kept aside. At a logging step past the
+    budget, that step is the last. Checked at the same steps in every process, which agree on the earliest end."""
     s, progress = session, session.progress
     now = time.perf_counter()
     steps_here = progress.step - s.first_step
@@ -377,9 +381,10 @@ def _fit_time_budget(session: Session, bar: Any, evaluated: bool) -> None:
         # The pace is timed from the end of the first step, which also pays for warming up.
         s.pace_mark = (progress.step, now)
         return
-    calibrated = steps_here == BUDGET_CALIBRATION_STEPS or (evaluated and steps_here > BUDGET_CALIBRATION_STEPS)
-    refit = calibrated and progress.step < s.total_steps
-    if not refit and progress.step % s.cfg.logging_steps:
+    logged = progress.step % s.cfg.logging_steps == 0
+    timed = steps_here == BUDGET_CALIBRATION_STEPS or ((evaluated or logged) and steps_here > BUDGET_CALIBRATION_STEPS)
+    refit = timed and progress.step < s.total_steps
+    if not refit and not logged:
         return
     spent = s.trained_before + now - s.started
     planned = s.total_steps

@@ -51,8 +51,8 @@ def test_masked_lm_from_scratch_writes_a_bert_that_fine_tunes(corpus: Path, toke
     # The pretrained folder is a model like any other: fine-tune it, with LoRA too.
     data = write_sentiment_csv(tmp_path / "reviews.csv", rows_per_label=10)
     for strategy in ("full", "lora"):
-        tuned = finetune({"model": str(run.path / "model"), "strategy": strategy, "data": {"train": str(data)},
-                          "output_dir": str(tmp_path / strategy), "training": {"epochs": 1, "batch_size": 8}})  # fmt: skip
+        settings = {"model": str(run.path / "model"), "strategy": strategy, "data": {"train": str(data)}}
+        tuned = finetune({**settings, "output_dir": str(tmp_path / strategy), "training": {"epochs": 1}})
         assert "accuracy" in tuned.metrics["test"]
 
 

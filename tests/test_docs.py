@@ -52,3 +52,21 @@ def test_configuration_reference_names_every_key(section: type) -> None:
     text = REFERENCE.read_text()
     missing = [name for name in section.model_fields if f"| `{name}` |" not in text]
     assert not missing, f"docs/configuration.md lacks {missing}"
+
+
+PRETRAINING = Path(__file__).resolve().parents[1] / "docs" / "pretraining.md"
+
+
+def test_pretraining_guide_names_every_pretraining_key() -> None:
+    from tunesmith.pretrain.config import (
+        ArchitectureConfig,
+        CorpusConfig,
+        MaskingConfig,
+        PretrainConfig,
+        VocabularyConfig,
+    )
+
+    text = PRETRAINING.read_text()
+    sections = [PretrainConfig, CorpusConfig, MaskingConfig, ArchitectureConfig, VocabularyConfig]
+    missing = [f"{s.__name__}.{name}" for s in sections for name in s.model_fields if f"| `{name}` |" not in text]
+    assert not missing, f"docs/pretraining.md lacks {missing}"

@@ -1,4 +1,4 @@
-"""The `tunesmith` command: train, evaluate, predict, demo.
+"""The `tunesmith` command: train, evaluate, predict, compare, search, export, serve, demo.
 
 Bad input ends in one paragraph on stderr and exit code 2; a traceback is shown only
 with --debug, because a traceback for a typo in a column name helps nobody.

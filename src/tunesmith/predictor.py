@@ -56,9 +56,10 @@ class Predictor:
     @quiet_libraries(uses_datasets=False)
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
-        from tunesmith.export.folder import is_export
+        from tunesmith.export.folder import is_export, read_manifest
 
-        if is_export(run_dir):
+        # An hf export is a model/ folder with the run's files, and loads as a run does.
+        if is_export(run_dir) and read_manifest(run_dir)["format"] == "onnx":
             from tunesmith.export.runtime import load_export
 
             return load_export(run_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -65,20 +65,21 @@ class OnnxModel:
 
 
 def load_export(path: Path, threads: int | None = None, fmt: str | None = None) -> Predictor:
-    """A Predictor for an export folder: ONNX through onnxruntime, hf through transformers.
-
-    `fmt` is given while the export is checked, before its export.json exists."""
-    from tunesmith.models.loading import load_tokenizer
-    from tunesmith.predictor import Predictor, saved_task_state
+    """A Predictor for an export folder: ONNX through onnxruntime; hf as a run's model/ loads (speed patches,
+    device), which is what it is. `fmt` is given while the export is checked, before its export.json exists."""
+    from tunesmith.models.loading import load_config, load_tokenizer
+    from tunesmith.predictor import Predictor, saved_task_state, within_position_limit
     from tunesmith.runs import run_config
     from tunesmith.tasks import get_task
 
     path = Path(path)
     fmt = fmt or read_manifest(path)["format"]
-    config = run_config(path)
-    task = get_task(config, saved_task_state(path))
+    if fmt == "hf":
+        return Predictor.from_run(path)
     folder = path / MODEL_FOLDER
-    model: Any = OnnxModel(folder / ONNX_FILE, threads) if fmt == "onnx" else task.load_trained(folder).eval()
+    model = OnnxModel(folder / ONNX_FILE, threads)
+    config = within_position_limit(run_config(path), load_config(folder, "run"))
+    task = get_task(config, saved_task_state(path))
     tokenizer = load_tokenizer(folder, "run")
     tokenizer.truncation_side = config.training.truncation_side
     return Predictor(model, tokenizer, config, task)

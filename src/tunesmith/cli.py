@@ -1,4 +1,4 @@
-"""The `tunesmith` command: train, evaluate, predict, demo.
+"""The `tunesmith` command: train, evaluate, predict, compare, search, export, serve, demo.
 
 Bad input ends in one paragraph on stderr and exit code 2; a traceback is shown only
 with --debug, because a traceback for a typo in a column name helps nobody.
@@ -33,6 +33,8 @@ EXAMPLES = """examples:
   tunesmith search configs/sst2.yaml --trials 8
   tunesmith doctor configs/sst2.yaml
   tunesmith runs --sort validation
+  tunesmith export runs/sst2-train --format onnx --quantize int8
+  tunesmith serve runs/sst2-train-onnx-int8 --port 8000
 """
 
 # Flags of `train` and the config keys they set.
@@ -259,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--json", action="store_true", help="print the rows as JSON, every key metric included")
     runs.set_defaults(handler=run_runs)
+    add_export_parser(commands, common)
+    add_serve_parser(commands, common)
 
     demo = commands.add_parser(
         "demo",
@@ -272,6 +276,60 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=run_demo)
     pretrain_commands.register(commands, common)
     return parser
+
+
+def add_export_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="export a finished run: merged Hugging Face model, ONNX, int8",
+        description="Export a finished run as one folder that predicts on its own: a merged Hugging Face model "
+        "(--format hf) or ONNX with free batch and sequence axes (--format onnx, optionally --quantize int8), with "
+        "the tokenizer, labels and task state. A parity gate re-scores validation examples with the run and the "
+        "export and writes parity.json; beyond its limits the export fails (exit 1) and nothing is left. "
+        "See docs/export.md.",
+        epilog="example: tunesmith export runs/sst2-minilm --format onnx --quantize int8",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--format", required=True, choices=("hf", "onnx"), help="hf (merged) or onnx")
+    export.add_argument("--quantize", choices=("int8",), help="int8 dynamic quantisation (onnx only)")
+    export.add_argument("--output", metavar="DIR", help="export folder (default: beside the run, RUN_DIR-FORMAT)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --output")
+    gate = export.add_argument_group("parity gate")
+    gate.add_argument("--data", metavar="FILE", help="labelled file to check on (default: the run's validation split)")
+    gate.add_argument("--parity-examples", type=int, default=1000, metavar="N", help="examples checked (default 1000)")
+    gate.add_argument("--max-logit-diff", type=float, metavar="X", help="largest |Δlogit| allowed (fp32 default 1e-3)")
+    gate.add_argument("--min-agreement", type=float, metavar="X", help="share of equal decisions (0.999; int8 0.97)")
+    gate.add_argument("--max-metric-drop", type=float, metavar="X", help="task metric lost (0.001; int8 0.01)")
+    export.set_defaults(handler=run_export)
+
+
+def add_serve_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a run or an export over HTTP (REST)",
+        description="Serve a finished run or an export with FastAPI and uvicorn: POST /predict, GET /health, /info, "
+        "/metrics (Prometheus), /docs, and a page to try the model at /. Concurrent requests are batched. "
+        "See docs/serve.md.",
+        epilog="example: tunesmith serve runs/sst2-minilm-onnx-int8 --port 8000 --api-key-file key.txt",
+    )
+    serve.add_argument("path", metavar="RUN_OR_EXPORT")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch", type=int, default=32, metavar="N", help="texts per model call (default 32)")
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=5.0, metavar="MS", help="wait for a batch to fill (default 5)"
+    )
+    serve.add_argument("--no-batching", action="store_true", help="run each request alone")
+    serve.add_argument("--max-queue", type=int, default=1024, metavar="N", help="texts waiting before 503 (1024)")
+    serve.add_argument("--max-texts", type=int, default=64, metavar="N", help="texts per request (default 64)")
+    serve.add_argument("--max-chars", type=int, default=10000, metavar="N", help="characters per text (10000)")
+    serve.add_argument(
+        "--api-key-file", metavar="FILE", help="require this key (X-API-Key header); or TUNESMITH_API_KEY"
+    )
+    serve.add_argument("--threads", type=int, metavar="N", help="threads the model uses (default: all cores)")
+    serve.set_defaults(handler=run_serve)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return UserError.exit_code
+        # 2 for bad input; 1 where the input was fine but the result failed a check (an export's parity gate).
+        return exc.exit_code
     except StopRequested as stop:
         saved = f"; checkpoint {stop.checkpoint}. Run the same command again to resume" if stop.checkpoint else ""
         print(f"interrupted by {stop}{saved}.", file=sys.stderr)
@@ -505,6 +564,57 @@ def run_predict(args: argparse.Namespace) -> None:
             print(f"{_one_line(result)}\t{text}")
     else:
         sys.stdout.write(_format_predictions(rows, results, as_csv=False))
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from tunesmith.export import check_request
+    from tunesmith.export.folder import check_output, default_output
+
+    # Before the seconds of loading torch and the model:
+    run_dir = Path(args.run_dir)
+    check_request(run_dir, args.format, args.quantize, args.parity_examples)
+    output = Path(args.output) if args.output else default_output(run_dir, args.format, args.quantize)
+    check_output(output, args.overwrite)
+    if args.data:
+        from tunesmith.data.readers import check_exists
+
+        check_exists(Path(args.data))
+    _quiet_libraries()
+    from tunesmith.export import export_run
+    from tunesmith.export.parity import Gate
+
+    gate = Gate.default(quantized=args.quantize is not None).with_overrides(
+        max_logit_diff=args.max_logit_diff, min_agreement=args.min_agreement, max_metric_drop=args.max_metric_drop
+    )
+    data = Path(args.data) if args.data else None
+    exported = export_run(run_dir, args.format, args.quantize, output, args.overwrite, gate, data, args.parity_examples)
+    _print_parity(exported.path, exported.parity)
+
+
+def _print_parity(path: Path, parity: dict[str, Any]) -> None:
+    agreement = "n/a" if parity["agreement"] is None else f"{parity['agreement']:.4f}"
+    print(f"Exported: {path}")
+    print(
+        f"parity on {parity['examples']} examples: max |Δlogit| {parity['max_abs_logit_diff']:.3g}, "
+        f"agreement {agreement}, {parity['metric']} {parity['metric_before']:.4f} -> {parity['metric_after']:.4f}"
+    )
+    for name in ("pytorch", "export"):
+        one, many = parity["timing"][name]["batch_1"], parity["timing"][name]["batch_32"]
+        print(
+            f"{name:<8} batch 1: p50 {one['p50_ms']:.1f} ms, p95 {one['p95_ms']:.1f} ms; "
+            f"batch 32: {many['texts_per_s']:.1f} texts/s"
+        )
+    print(f"throughput at batch 32: {parity['throughput_ratio_batch_32']:.2f}x PyTorch's (figures in parity.json)")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from tunesmith.serve.settings import settings_from_args
+
+    settings = settings_from_args(args)  # before loading the model: a taken port or a missing key file fails at once
+    _quiet_libraries(uses_datasets=False)
+    from tunesmith.serve import serve
+
+    serve(Path(args.path), settings)
 
 
 def _check_output(output: str | None, run_dir: Path, inputs: dict[str, Path]) -> Path | None:

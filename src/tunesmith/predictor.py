@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelerate import Accelerator
 from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -30,6 +30,9 @@ from tunesmith.speedups import apply_speedups
 from tunesmith.tasks import get_task, reading_options
 from tunesmith.tasks.protocol import Task
 
+if TYPE_CHECKING:
+    from tunesmith.export.runtime import OnnxModel
+
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting
 # process about 100 MB and 0.8 s of its start. So `evaluate`, which reads a labelled file into
 # a Dataset, and adapter runs import them where they need them.
@@ -39,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Predictor:
-    model: PreTrainedModel
+    # A transformers model, or an onnxruntime session called the same way (an ONNX export).
+    model: PreTrainedModel | OnnxModel
     tokenizer: PreTrainedTokenizerBase
     config: RunConfig
     task: Task
@@ -52,6 +56,13 @@ class Predictor:
     @quiet_libraries(uses_datasets=False)
     def from_run(cls, run_dir: Path) -> Predictor:
         run_dir = Path(run_dir)
+        from tunesmith.export.folder import is_export, read_manifest
+
+        # An hf export is a model/ folder with the run's files, and loads as a run does.
+        if is_export(run_dir) and read_manifest(run_dir)["format"] == "onnx":
+            from tunesmith.export.runtime import load_export
+
+            return load_export(run_dir)
         check_finished(run_dir)
         config = run_config(run_dir)
         full, adapter = run_dir / "model", run_dir / "adapter"
@@ -168,5 +179,5 @@ def read_json_list(path: Path) -> list[Any]:
 
 
 def load(run_dir: str | Path) -> Predictor:
-    """A predictor for a finished run folder (or any folder with model/ and labels.json)."""
+    """A predictor for a finished run folder (or any folder with model/ and labels.json), or an export of one."""
     return Predictor.from_run(Path(run_dir))

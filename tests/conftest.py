@@ -30,6 +30,14 @@ def _offline_and_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_report_figures(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run's report figures cost about 0.7 s of matplotlib each time; the tests marked `figures`
+    # (tests/evaluate) draw and check them, and the many other runs trained in-process skip them.
+    if request.node.get_closest_marker("figures") is None:
+        monkeypatch.setattr("tunesmith.evaluate.rebuild.draw", lambda *args, **kwargs: [])
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 2-layer, 32-wide BERT with random weights and the real MiniLM tokenizer."""

@@ -11,6 +11,9 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.evaluate.rebuild import write_report
 
+# These tests draw the figures (tests/conftest.py skips them elsewhere).
+pytestmark = pytest.mark.figures
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

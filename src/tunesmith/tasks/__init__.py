@@ -32,6 +32,9 @@ class TaskInfo:
     labels_summary: str = "{count} labels"
     # Columns read unless the config names others.
     default_columns: dict[str, str] = field(default_factory=dict)
+    # What one example's target is: a "class", a "number", a "label set" or per-token "tags" (the data
+    # doctor reads and compares labels by it).
+    target: str = "class"
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -44,8 +47,9 @@ TASKS: dict[str, TaskInfo] = {
             False,
             "SEQ_CLS",
             labels_summary="a regression target",
+            target="number",
         ),
-        TaskInfo("multilabel", "tunesmith.tasks.multilabel:MultiLabelTask", False, "SEQ_CLS"),
+        TaskInfo("multilabel", "tunesmith.tasks.multilabel:MultiLabelTask", False, "SEQ_CLS", target="label set"),
         TaskInfo(
             "ner",
             "tunesmith.tasks.ner:NerTask",
@@ -54,6 +58,7 @@ TASKS: dict[str, TaskInfo] = {
             class_noun="entity type",
             labels_summary="{count} tags",
             default_columns={"text_column": "tokens", "label_column": "tags"},
+            target="tags",
         ),
     ]
 }

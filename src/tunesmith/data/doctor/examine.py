@@ -8,6 +8,7 @@ from tunesmith.config import RunConfig
 from tunesmith.data.doctor import labels, lengths, overlap
 from tunesmith.data.doctor.examples import SplitExamples, examples_of
 from tunesmith.data.doctor.findings import DoctorReport
+from tunesmith.tasks import TASKS
 
 if TYPE_CHECKING:
     from tunesmith.data.splits import LoadedData
@@ -34,7 +35,7 @@ def examine(
     check_labels(cfg, report, splits)
     if tokenizer is not None:
         check_lengths(cfg, report, splits, tokenizer)
-    if label_errors and cfg.task == "classification":
+    if label_errors and TASKS[cfg.task].target == "class":
         from tunesmith.data.doctor.label_errors import find_label_errors
         from tunesmith.models.backbones import check_loadable
 
@@ -47,22 +48,23 @@ def examine(
 def check_labels(cfg: RunConfig, report: DoctorReport, splits: dict[str, SplitExamples]) -> None:
     """Distributions per split; imbalance in train; shift and unseen labels in the evaluation splits."""
     train = splits["train"]
-    scheme = labels.ner_scheme(train, cfg.ner.scheme) if cfg.task == "ner" else "iob2"
-    counts = {name: labels.distribution(split, cfg.task, scheme) for name, split in splits.items()}
+    target = TASKS[cfg.task].target
+    scheme = labels.ner_scheme(train, cfg.ner.scheme) if target == "tags" else "iob2"
+    counts = {name: labels.distribution(split, target, scheme) for name, split in splits.items()}
     report.statistics["labels"] = counts
-    if cfg.task == "regression":
+    if target == "number":
         return
     report.add(labels.imbalance(train, counts["train"]))
-    train_items = labels.label_items(train, cfg.task, scheme)
+    train_items = labels.label_items(train, target, scheme)
     # Without a given vocabulary, training refuses a label it never saw: an error, not a warning.
     severity = "warning" if cfg.data.label_names is not None else "error"
     for name, split in splits.items():
-        if cfg.task == "ner":
+        if target == "tags":
             report.add(labels.invalid_tags(split, scheme))
         if name == "train":
             continue
         report.add(labels.shift(counts["train"], split, counts[name]))
-        report.add(labels.unseen(train_items, split, labels.label_items(split, cfg.task, scheme), severity))
+        report.add(labels.unseen(train_items, split, labels.label_items(split, target, scheme), severity))
 
 
 def check_lengths(cfg: RunConfig, report: DoctorReport, splits: dict[str, SplitExamples], tokenizer: Any) -> None:

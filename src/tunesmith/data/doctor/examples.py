@@ -68,15 +68,16 @@ def examples_of(cfg: RunConfig, loaded: LoadedData) -> dict[str, SplitExamples]:
 
 def canonical(cfg: RunConfig, value: Any, names: list[str] | None, source: Path, line: int) -> Hashable:
     """A raw label as a value that compares equal exactly when the task would read the same target."""
-    if cfg.task == "regression":
+    target = TASKS[cfg.task].target
+    if target == "number":
         try:
             number = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             return str(value)
         return number if math.isfinite(number) else str(value)
-    if cfg.task == "ner":
+    if target == "tags":
         return tuple(value)
-    if cfg.task == "multilabel":
+    if target == "label set":
         items = value if isinstance(value, list) else str(value).split(cfg.multilabel.separator)
         return frozenset(_name(item.strip() if isinstance(item, str) else item, names, source, line) for item in items)
     return _name(value, names, source, line)

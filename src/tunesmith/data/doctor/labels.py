@@ -20,11 +20,11 @@ IMBALANCE_RATIO = 10.0
 SHIFT_DISTANCE = 0.15
 
 
-def label_items(split: SplitExamples, task: str, scheme: str = "iob2") -> list[list[str]]:
-    """The labels each row counts towards, as strings."""
-    if task == "multilabel":
+def label_items(split: SplitExamples, target: str, scheme: str = "iob2") -> list[list[str]]:
+    """The labels each row counts towards, as strings; `target` is the task's (TaskInfo.target)."""
+    if target == "label set":
         return [sorted(str(item) for item in label) for label in split.labels]
-    if task == "ner":
+    if target == "tags":
         return [[tag[2:] for tag in _iob2(tags, scheme) if tag.startswith("B-")] for tags in split.tags or []]
     return [[str(label)] for label in split.labels]
 
@@ -45,9 +45,9 @@ def ner_scheme(train: SplitExamples, configured: str) -> str:
         return "iob2"
 
 
-def distribution(split: SplitExamples, task: str, scheme: str = "iob2") -> dict[str, int] | dict[str, float]:
-    """Label counts (most common first), or a regression target's summary."""
-    if task == "regression":
+def distribution(split: SplitExamples, target: str, scheme: str = "iob2") -> dict[str, int] | dict[str, float]:
+    """Label counts (most common first), or a numeric target's summary."""
+    if target == "number":
         values = [label for label in split.labels if isinstance(label, float)]
         if not values:
             return {}
@@ -57,7 +57,7 @@ def distribution(split: SplitExamples, task: str, scheme: str = "iob2") -> dict[
             "mean": round(statistics.fmean(values), 4),
             "std": round(statistics.pstdev(values), 4),
         }
-    counts = Counter(item for items in label_items(split, task, scheme) for item in items)
+    counts = Counter(item for items in label_items(split, target, scheme) for item in items)
     return dict(counts.most_common())
 
 

@@ -103,14 +103,15 @@ def read_table(
         raise UserError(f"{path} is a folder; data.format {fmt} needs a file.")
     if fmt == "parquet":
         return _read_parquet(path)
-    text = _decode(path)
+    text = decode_text(path)
     if fmt == "jsonl":
         return _read_jsonl(path, text)
     delimiter = "\t" if fmt == "tsv" else ","
     return _read_delimited(path, text, delimiter, column_names, keep_blank_rows)
 
 
-def _decode(path: Path) -> str:
+def decode_text(path: Path) -> str:
+    """A text file's content as UTF-8 (a BOM skipped), or a UserError naming the file, line and byte."""
     data = path.read_bytes()
     check_text_bytes(path, data)
     try:

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from tunesmith.data.conll import read_conll
-from tunesmith.data.readers import check_exists, check_text_bytes, read_table
-from tunesmith.errors import UserError, where
+from tunesmith.data.readers import check_exists, decode_text, read_table
+from tunesmith.errors import UserError
 from tunesmith.pretrain.config import CorpusConfig
 
 PLAIN_TEXT_SUFFIXES = {".txt", ".raw", ".tokens", ".text", ".md"}
@@ -73,16 +73,7 @@ def corpus_format(path: Path, declared: str) -> str:
 def read_text(path: Path) -> str:
     if path.is_dir():
         raise UserError(f"{path} is a folder: name the text files in it (data.train takes a list).")
-    data = path.read_bytes()
-    check_text_bytes(path, data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise UserError(
-            f"{where(path, line)}: byte 0x{data[exc.start]:02x} is not valid UTF-8. Save the corpus as UTF-8."
-        ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return decode_text(path).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def split_documents(text: str, documents: str) -> list[str]:

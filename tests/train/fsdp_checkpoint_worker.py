@@ -98,6 +98,9 @@ def main(result: Path) -> None:
         stored = torch.load(saved.path / checkpoints.OPTIMIZER, weights_only=True)["optimizer"]
         moments = {name: list(state["exp_avg"].shape) for name, state in stored["state"].items()}
         result.write_text(json.dumps({"expected": expected, "got": got, "moments": moments, "progress": progress}))
+    # Both processes tear gloo down together: one process destroying the group while the other
+    # is still at work aborted it once in CI ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -290,3 +290,42 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Pat
     folder = tmp_path_factory.mktemp("tokenizer")
     train_tokenizer(documents, vocab_size=200, min_frequency=1).save_pretrained(folder)
     return folder
+
+
+# A tiny random decoder with a byte-level BPE tokenizer (task causal's tests).
+def write_tiny_decoder(folder: Path, architecture: str = "gpt2") -> str:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from tunesmith.pretrain.tokenizer_training import train_tokenizer
+
+    rng = random.Random(0)
+    documents = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(200)] + ["0123456789 ?:=+"]
+    # No dropout: tests compare gradients and losses of the same examples batched in different ways.
+    quiet = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    tokenizer = train_tokenizer(documents, vocab_size=300, kind="bpe", lowercase=False, min_frequency=1)
+    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+    if architecture == "gpt2":
+        config = GPT2Config(
+            vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2, **quiet, **special
+        )
+        model = GPT2LMHeadModel(config)
+    else:
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128, **special,
+        )  # fmt: skip
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_tiny_decoder(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_tiny_decoder(tmp_path_factory.mktemp("tiny-llama"), "llama")

@@ -254,6 +254,24 @@ class NerOptions(_Section):
     word_case: bool = False
 
 
+class CausalOptions(_Section):
+    """task: causal: supervised fine-tuning of a decoder (docs/causal.md)."""
+
+    # What the rows hold: "auto" tells by the columns; prompt_completion (data.text_column and data.label_column),
+    # instruction (instruction, input, output), messages (a chat in data.text_column or "messages"), text.
+    format: Literal["auto", "prompt_completion", "instruction", "messages", "text"] = "auto"
+    # A built-in chat template (chatml, llama3, zephyr) for chats; None: the tokenizer's own.
+    chat_template: str | None = None
+    # Learn the prompt's tokens too (the user turns of a chat); by default only completions and assistant turns.
+    train_on_prompt: bool = False
+    # Pack short examples into rows of training.max_length tokens (best fit; no attention across examples).
+    packing: bool = True
+    # Greedy generations scored (exact match, ROUGE-L) per evaluation split once training is over; 0: none.
+    evaluation_generations: int = Field(default=200, ge=0)
+    # The longest answer generated in evaluation and by predict.
+    max_new_tokens: int = Field(default=64, gt=0)
+
+
 class FreezeOptions(_Section):
     """strategy: freeze. The head always trains."""
 
@@ -406,6 +424,7 @@ class RunConfig(_Section):
     regression: RegressionOptions = RegressionOptions()
     multilabel: MultiLabelOptions = MultiLabelOptions()
     ner: NerOptions = NerOptions()
+    causal: CausalOptions = CausalOptions()
     freeze: FreezeOptions = FreezeOptions()
     gradual: GradualOptions = GradualOptions()
     llrd: LayerDecayOptions = LayerDecayOptions()

@@ -22,6 +22,7 @@ KEY_METRICS = {
     "regression": ["pearson", "spearman"],
     "multilabel": ["f1_micro", "f1_macro"],
     "ner": ["f1", "precision", "recall"],
+    "causal": ["exact_match", "rouge_l", "perplexity"],
 }
 COLUMNS = ("run", "status", "task", "model", "strategy", "metric", "validation", "test", "train_s", "time")
 # Sorting descending makes the best (or latest) run come first for these.

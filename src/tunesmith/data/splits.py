@@ -39,11 +39,18 @@ class LoadedData:
     sources: dict[str, Path] = field(default_factory=dict)
 
 
-def load_splits(cfg: DataConfig, seed: int, token_level: bool = False, context_words: int = 0) -> LoadedData:
+def load_splits(
+    cfg: DataConfig,
+    seed: int,
+    token_level: bool = False,
+    context_words: int = 0,
+    select: Callable[[Table], datasets.Dataset] | None = None,
+) -> LoadedData:
     """Read, check and split the data; `token_level` (NER) expects token lists and tag lists.
 
     `context_words`: see `select_columns`. Context is taken before any shuffling, so that it
-    comes from each sentence's neighbours in the file.
+    comes from each sentence's neighbours in the file. `select`: the task's own reading of a file's
+    rows (a generative task's) instead of `select_columns`.
     """
     import datasets
 
@@ -52,7 +59,7 @@ def load_splits(cfg: DataConfig, seed: int, token_level: bool = False, context_w
     sources: dict[str, Path] = {}
     for split, (path, name_inside) in files.items():
         table = read_split(path, cfg, name_inside, token_level)
-        splits[split] = select_columns(table, cfg, token_level, context_words)
+        splits[split] = select(table) if select else select_columns(table, cfg, token_level, context_words)
         sources[split] = path
     train = splits["train"]
     if cfg.max_train_rows is not None and cfg.max_train_rows < len(train):
@@ -102,9 +109,17 @@ def read_split(path: Path, cfg: DataConfig, name_inside: str = "train", token_le
     return Table(table.path, columns, table.lines, table.unit)
 
 
-def read_labelled(path: Path, cfg: DataConfig, token_level: bool = False, context_words: int = 0) -> datasets.Dataset:
+def read_labelled(
+    path: Path,
+    cfg: DataConfig,
+    token_level: bool = False,
+    context_words: int = 0,
+    select: Callable[[Table], datasets.Dataset] | None = None,
+) -> datasets.Dataset:
     """A labelled file outside the run's splits (`evaluate --data`), read and checked with the run's columns."""
     table = read_split(path, cfg, "test", token_level)
+    if select is not None:
+        return select(table)
     return select_columns(table, cfg, token_level, context_words, columns_settable=False)
 
 
@@ -427,7 +442,10 @@ def _blank(value: Any) -> bool:
 def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Split off `size` rows of train, stratified by label when every label has two examples."""
     # Token-level and multi-label targets rarely repeat exactly, so these fall back to a plain shuffle.
-    labels = [str(label) for label in train["label"]]
+    # A generative task's rows have no label: a plain shuffle.
+    labels = (
+        [str(label) for label in train["label"]] if "label" in train.column_names else ["" for _ in range(len(train))]
+    )
     indices = list(range(len(train)))
     if size >= len(indices):
         rows = "1 training row" if len(indices) == 1 else f"{len(indices)} training rows"
@@ -438,7 +456,7 @@ def carve(train: datasets.Dataset, size: int, seed: int) -> tuple[datasets.Datas
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
-    stratify = labels if min(counts.values()) >= 2 and size >= len(counts) else None
+    stratify = labels if len(counts) > 1 and min(counts.values()) >= 2 and size >= len(counts) else None
     # Imported on first use: scikit-learn adds 18 MB to every process, training or not.
     from sklearn.model_selection import train_test_split
 

@@ -23,6 +23,7 @@ PIPELINES = {
     "regression": ("text-classification", "Text Regression"),
     "multilabel": ("text-classification", "Multi-label Text Classification"),
     "ner": ("token-classification", "Named Entity Recognition"),
+    "causal": ("text-generation", "Text Generation"),
 }
 # The hub ids of the bundled backbones.
 BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -32,6 +33,7 @@ CARD_METRICS = {
     "regression": ["pearson", "spearman", "mse", "mae"],
     "multilabel": ["f1_micro", "f1_macro", "subset_accuracy"],
     "ner": ["f1", "precision", "recall", "accuracy"],
+    "causal": ["exact_match", "rouge_l", "perplexity", "loss"],
 }
 LICENSE_PLACEHOLDER = "other"
 

@@ -30,7 +30,8 @@ def examine_data(plan: Plan, loaded: LoadedData) -> DoctorReport | None:
     Raises UserError on a finding that must stop the run: an error, or one of `doctor.fail_on`.
     """
     options = plan.cfg.doctor
-    if not options.enabled:
+    # Its checks are of texts and their labels; a generative task's rows are prompts and answers.
+    if not options.enabled or plan.task.info.generative:
         return None
     report = examine(plan.cfg, loaded, plan.tokenizer, options.label_errors, plan.backbone)
     failing = report.failing(list(options.fail_on))

@@ -38,7 +38,14 @@ def evaluate_splits(plan: Plan, model: nn.Module, data: TokenizedData) -> dict[s
             return predicted, targets
 
     task.after_training(validation)
-    return {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
+    metrics = {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
+    if task.info.generative and accelerator.is_main_process:
+        # Scored by generating: exact match and ROUGE-L against the references (tasks/causal.py).
+        for name in metrics:
+            metrics[name].update(
+                task.generation_scores(accelerator.unwrap_model(model), plan.tokenizer, data.splits[name])
+            )
+    return metrics
 
 
 def evaluation_loader(plan: Plan, encoded: datasets.Dataset, swapped: datasets.Dataset | None) -> DataLoader:

@@ -32,9 +32,12 @@ class TaskInfo:
     labels_summary: str = "{count} labels"
     # Columns read unless the config names others.
     default_columns: dict[str, str] = field(default_factory=dict)
-    # What one example's target is: a "class", a "number", a "label set" or per-token "tags" (the data
-    # doctor reads and compares labels by it).
+    # What one example's target is: a "class", a "number", a "label set", per-token "tags", or the "text"
+    # to generate (the data doctor reads and compares labels by it).
     target: str = "class"
+    # Generates text (a causal LM): rows are prompts and completions or chats, not texts with labels;
+    # scored by generating too.
+    generative: bool = False
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -60,6 +63,17 @@ TASKS: dict[str, TaskInfo] = {
             default_columns={"text_column": "tokens", "label_column": "tags"},
             target="tags",
         ),
+        TaskInfo(
+            "causal",
+            "tunesmith.tasks.causal:CausalTask",
+            False,
+            "CAUSAL_LM",
+            class_noun="example",
+            labels_summary="generated text",
+            default_columns={"text_column": "prompt", "label_column": "completion"},
+            target="text",
+            generative=True,
+        ),
     ]
 }
 TASK_NAMES = tuple(TASKS)
@@ -76,6 +90,11 @@ def get_task(cfg: RunConfig, state: dict[str, Any] | None = None) -> Task:
 
 
 def reading_options(cfg: RunConfig) -> dict[str, Any]:
-    """How the data readers read this task's files: token lists, and (NER) neighbouring words."""
-    token_level = TASKS[cfg.task].token_level
-    return {"token_level": token_level, "context_words": cfg.ner.context_words if token_level else 0}
+    """How the data readers read this task's files: token lists, and (NER) neighbouring words; a generative
+    task's rows are prompts and completions, chats or texts (causal/rows.py)."""
+    info = TASKS[cfg.task]
+    if info.generative:
+        from tunesmith.causal.rows import select_rows
+
+        return {"select": lambda table: select_rows(table, cfg)}
+    return {"token_level": info.token_level, "context_words": cfg.ner.context_words if info.token_level else 0}

@@ -16,7 +16,8 @@ import datasets
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# position_ids: packed rows of a causal task, whose positions start again with each example.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 # What a pretraining collator reads besides the inputs: the tokens never to mask, and each token's word.
 COLLATOR_INPUTS = ("special_tokens_mask", "word_numbers")
 # How many batches one mega-batch holds before it is sorted by length.

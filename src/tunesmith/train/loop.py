@@ -20,6 +20,7 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -134,6 +135,9 @@ class Progress:
     early_stopping: dict[str, Any] = field(default_factory=dict)
     # The steps a time budget (training.max_time) was last fitted to; None: no budget, or not yet measured.
     budget_steps: int | None = None
+    # Under accumulation: the power of two each micro-batch's loss sum is divided by before its backward
+    # (the last batch's count per micro-batch), which keeps the summed gradients in range (fp16); 0: not yet set.
+    loss_scale: float = 0.0
 
 
 def planned_steps(rows: int, cfg: TrainingConfig, processes: int) -> int:
@@ -169,6 +173,9 @@ class Session:
     stopper: EarlyStopping
     tokens: torch.Tensor
     window_loss: torch.Tensor
+    # What the loss is averaged over (examples, or target tokens), summed over the micro-batches of the
+    # optimizer step in progress.
+    step_count: torch.Tensor
     # The RNG state to restore on resuming mid-epoch, once the skipping loader's iterator exists:
     # creating it draws from the global generator, and the uninterrupted run drew that at the
     # epoch's start.
@@ -189,6 +196,13 @@ class Session:
     @property
     def epochs(self) -> int:
         return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    @property
+    def accumulates(self) -> bool:
+        """Whether one optimizer step's gradient sums several micro-batches (accumulated, or in several
+        processes); DeepSpeed steps inside its backward, where the gradient cannot be rescaled."""
+        several = self.cfg.gradient_accumulation_steps > 1 or self.accelerator.num_processes > 1
+        return several and self.accelerator.distributed_type != DistributedType.DEEPSPEED
 
     def unwrapped(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
@@ -238,6 +252,7 @@ def fit(
         EarlyStopping(cfg.metric_for_best or task.main_metric, cfg.early_stopping_patience),
         torch.tensor(0, dtype=torch.long, device=accelerator.device),
         torch.tensor(0.0, dtype=torch.float32, device=accelerator.device),
+        torch.tensor(0.0, dtype=torch.float64, device=accelerator.device),
     )  # fmt: skip
     if resume is not None:
         _restore(session, resume)
@@ -323,7 +338,15 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
         # Mean over examples (over tagged tokens for token tasks); a batch of only
         # truncated-away tags counts as one so the loss stays finite.
         loss = sums.sum() / counts.sum().clamp(min=1)
-        accelerator.backward(loss)
+        if s.accumulates:
+            # The mean over the whole step's examples or tokens, not a mean of the micro-batches' means:
+            # each micro-batch adds its sum, and the step divides by the count of all (`_mean_gradient`).
+            s.step_count += counts.sum()
+            accelerator.backward(sums.sum() / _loss_scale(s))
+            if accelerator.sync_gradients:
+                _mean_gradient(s)
+        else:
+            accelerator.backward(loss)
         if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
             accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
         s.optimizer.step()
@@ -335,7 +358,37 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     progress.window_batches += 1
     progress.window_samples += labels.shape[0] * accelerator.num_processes
     progress.samples += labels.shape[0] * accelerator.num_processes
-    s.tokens += batch["attention_mask"].sum() * accelerator.num_processes
+    # Packed rows (a causal task's) come without an attention mask: every position is a token.
+    mask = batch.get("attention_mask")
+    s.tokens += (mask.sum() if mask is not None else batch["input_ids"].numel()) * accelerator.num_processes
+
+
+def _loss_scale(session: Session) -> float:
+    """What a micro-batch's loss sum is divided by before its backward (`Progress.loss_scale`); at first, the
+    batch size rounded to a power of two, so that dividing and multiplying back loses nothing."""
+    progress = session.progress
+    if not progress.loss_scale:
+        progress.loss_scale = float(2 ** round(math.log2(session.cfg.batch_size)))
+    return progress.loss_scale
+
+
+def _mean_gradient(session: Session) -> None:
+    """Turn the step's summed gradient into the gradient of its mean loss: times the loss scale, over the
+    examples or tokens counted in all micro-batches and processes. Accelerate divided each micro-batch's loss
+    by the accumulation steps, and the processes' gradients were averaged; both are undone here."""
+    s = session
+    processes = s.accelerator.num_processes
+    summed = s.accelerator.reduce(s.step_count.clone(), reduction="sum") if processes > 1 else s.step_count
+    # A number, not a tensor: sharded (FSDP) gradients multiply by numbers only.
+    total = max(float(summed), 1.0)
+    micro_batches = s.accelerator.gradient_accumulation_steps * processes
+    factor = s.progress.loss_scale * micro_batches / total
+    for parameter in s.model.parameters():
+        if parameter.grad is not None:
+            parameter.grad.mul_(factor)
+    per_micro_batch = total / micro_batches
+    s.progress.loss_scale = float(2 ** round(math.log2(max(per_micro_batch, 1.0))))
+    s.step_count.zero_()
 
 
 def _after_step(session: Session, bar: Any, stop: GracefulStop | None) -> bool:

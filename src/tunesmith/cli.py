@@ -17,10 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tunesmith.causal import cli as causal_commands
 from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
 from tunesmith.errors import UserError, brief
 from tunesmith.pretrain import cli as pretrain_commands
-from tunesmith.tasks import TASK_NAMES, reading_options
+from tunesmith.tasks import TASK_NAMES, TASKS, reading_options
 from tunesmith.train.signals import StopRequested
 
 EXAMPLES = """examples:
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="runs/demo", metavar="DIR")
     demo.set_defaults(handler=run_demo)
     pretrain_commands.register(commands, common)
+    causal_commands.register(commands, common)
     return parser
 
 
@@ -550,7 +552,7 @@ def run_predict(args: argparse.Namespace) -> None:
         check_exists(source)
         output = _check_output(args.output, run_dir, {"--input": source})
         data_config = _data_config(config, args.format)
-        token_level = reading_options(config)["token_level"]
+        token_level = TASKS[config.task].token_level
         read = read_texts(source, data_config, token_level, args.text_column)
         texts, pairs, rows = read.texts, read.pairs, read.rows
     _quiet_libraries(uses_datasets=False)

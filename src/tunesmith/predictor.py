@@ -31,6 +31,7 @@ from tunesmith.tasks import get_task, reading_options
 from tunesmith.tasks.protocol import Task
 
 if TYPE_CHECKING:
+    from tunesmith.causal.generation import GenerationSettings
     from tunesmith.export.runtime import OnnxModel
 
 # Predicting needs neither datasets (with pandas and pyarrow) nor peft, which cost a predicting
@@ -107,6 +108,27 @@ class Predictor:
         prepared = task.preprocess(self.tokenizer, texts, text_pairs, batch_size)
         return task.decode(prepared, [task.forward(self.model, batch) for batch in prepared.batches])
 
+    def generate(
+        self, prompts: list[str] | str, settings: GenerationSettings | None = None, chat: bool | None = None
+    ) -> list[str]:
+        """The continuation of each prompt, by a run of task causal (greedy unless `settings.sample`).
+
+        `chat`: each prompt is a user turn, rendered by the run's chat template (default: when the run
+        was trained on chats); False: the prompt is raw text, continued as it is.
+        """
+        from tunesmith.causal.generation import GenerationSettings, as_prompt, generate
+
+        if not self.task.info.generative:
+            raise UserError(f"generate continues text with a run of task causal; this run is {self.config.task}.")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        check_texts(prompts, "prompts[{}]".format)
+        settings = settings or GenerationSettings(max_new_tokens=self.config.causal.max_new_tokens)
+        chat = self.task.chat if chat is None else chat
+        if chat and not getattr(self.tokenizer, "chat_template", None):
+            raise UserError("This run's tokenizer has no chat template, so prompts cannot be chat turns: drop --chat.")
+        rendered = [as_prompt(self.tokenizer, prompt, chat) for prompt in prompts]
+        return generate(self.model, self.tokenizer, rendered, settings, self.task.stop_token_ids, rendered=chat)
+
     @quiet_libraries()
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
@@ -119,20 +141,24 @@ class Predictor:
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         labelled = read_labelled(Path(path), data_cfg, **reading_options(self.config))
         training = self.config.training
-        check_readable(
-            [labelled],
-            self.tokenizer,
-            Path(path),
-            text_columns(self.config),
-            training.max_length,
-            training.truncation_side,
-        )
+        if not self.task.info.generative:  # a generative task's rows were checked as read
+            check_readable(
+                [labelled],
+                self.tokenizer,
+                Path(path),
+                text_columns(self.config),
+                training.max_length,
+                training.truncation_side,
+            )
         split = self.task.encode(labelled, Path(path))
         encoded, swapped = tokenize_split(self.config, self.task, self.tokenizer, split, training=False)
         accelerator = Accelerator()
         batch_size = self.config.training.eval_batch_size
         loader = prepared_loader(self.task, self.tokenizer, encoded, swapped, batch_size, accelerator)
-        return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+        metrics = evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+        if self.task.info.generative:
+            metrics.update(self.task.generation_scores(self.model, self.tokenizer, encoded))
+        return metrics
 
 
 def within_position_limit(config: RunConfig, model: PreTrainedConfig) -> RunConfig:

@@ -33,9 +33,10 @@ def detect_format(table: Table, cfg: RunConfig) -> tuple[str, dict[str, str]]:
     data, wanted = cfg.data, cfg.causal.format
     columns = set(table.columns)
     text, label = data.text_column, data.label_column
+    if text not in columns:
+        # The usual names, where the configured (or default "prompt") column is not there.
+        text = next((name for name in ("messages", "text") if name in columns and wanted in ("auto", name)), text)
     if wanted == "auto":
-        if text not in columns and "messages" in columns:
-            text = "messages"
         if text in columns and any(isinstance(value, list) for value in table.columns[text][:50]):
             wanted = "messages"
         elif text in columns:
@@ -45,9 +46,9 @@ def detect_format(table: Table, cfg: RunConfig) -> tuple[str, dict[str, str]]:
         else:
             shown = ", ".join(sorted(columns)[:12])
             raise UserError(
-                f'{table.path}: no column "{text}" (nor "messages", nor "instruction" and "output"); the file '
-                f"has: {shown}. Name the prompt column with data.text_column and the completion column with "
-                "data.label_column (or the chat column with data.text_column), or set causal.format."
+                f'{table.path}: no column "{text}" (nor "messages", "text", or "instruction" and "output"); the '
+                f"file has: {shown}. Name the prompt column with data.text_column and the completion column with "
+                "data.label_column (or the chat or text column with data.text_column), or set causal.format."
             )
     if wanted == "instruction":
         return wanted, {"instruction": "instruction", "input": "input", "output": "output"}
@@ -129,7 +130,7 @@ def _messages(table: Table, index: int, column: str, value: Any) -> list[dict[st
             raise UserError(f'{place}, turn {number}: expected {{"role": ..., "content": ...}}, got {brief(turn)}.')
         role, content = turn["role"], turn["content"]
         if role not in ROLES:
-            raise UserError(f'{place}, turn {number}: unknown role "{brief(role)}". Use one of: {", ".join(ROLES)}.')
+            raise UserError(f"{place}, turn {number}: unknown role {brief(role)}. Use one of: {', '.join(ROLES)}.")
         if not isinstance(content, str):
             raise UserError(f"{place}, turn {number}: the content must be text, got {json_type(content)}.")
         turns.append({"role": role, "content": content})

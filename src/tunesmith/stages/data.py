@@ -56,6 +56,8 @@ def encode_data(plan: Plan, data: LoadedData) -> dict[str, datasets.Dataset]:
     check_metric(cfg, task)
     splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
     if task.info.generative:  # prompts, chats and texts were checked as read (causal/rows.py)
+        # The chat template the rows need, found (or refused) before the run folder exists.
+        task.prepare_tokenizer(plan.tokenizer)
         return splits
     # The labels first: their checks are quick, tokenizing every text is not.
     for source in dict.fromkeys(data.sources.values()):

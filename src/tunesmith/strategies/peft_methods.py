@@ -193,14 +193,17 @@ _CONFIGS = {
 
 
 def backbone_linear_layers(model: nn.Module) -> list[str]:
-    """Every linear layer of the encoder, pooler included: LoRA's default targets here.
+    """Every linear layer of the encoder (or decoder), pooler included: LoRA's default targets here.
 
     The head is left out because it trains whole (`modules_to_save`); peft's own "all-linear"
     would take the classifier of a token-classification model too.
     """
+    from transformers.pytorch_utils import Conv1D  # GPT-2's linear layers, stored transposed
+
     encoder = backbone(model)
     prefix = getattr(model, "base_model_prefix", "")
-    return [f"{prefix}.{name}" for name, module in encoder.named_modules() if isinstance(module, nn.Linear)]
+    linear = (nn.Linear, Conv1D)
+    return [f"{prefix}.{name}" for name, module in encoder.named_modules() if isinstance(module, linear)]
 
 
 def update_rank_budget(model: nn.Module, step: int) -> None:

@@ -54,7 +54,8 @@ class CausalTask:
 
     @property
     def metric_names(self) -> list[str]:
-        return ["loss", "perplexity", "exact_match", "rouge_l"]
+        # What training's evaluations measure; exact match and ROUGE-L come from generating, once at the end.
+        return ["loss", "perplexity"]
 
     # --- labels: none to learn; what the rows are is remembered ---
     def fit_labels(self, train: datasets.Dataset, source: Path) -> None:

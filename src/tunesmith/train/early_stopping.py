@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Metrics where lower is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = {"loss", "mse", "rmse", "mae", "hamming_loss"}
+LOWER_IS_BETTER = {"loss", "perplexity", "mse", "rmse", "mae", "hamming_loss"}
 
 
 @dataclass

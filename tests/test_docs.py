@@ -7,6 +7,7 @@ import pytest
 from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
+    CausalOptions,
     ClassificationOptions,
     DataConfig,
     DoctorOptions,
@@ -32,6 +33,7 @@ SECTIONS = [
     RegressionOptions,
     MultiLabelOptions,
     NerOptions,
+    CausalOptions,
     FreezeOptions,
     GradualOptions,
     LayerDecayOptions,

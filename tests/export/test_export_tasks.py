@@ -1,5 +1,5 @@
-"""ONNX exports of regression and multi-label runs: the gate's figures, and predictions through onnxruntime
-equal to PyTorch's, with the task's state (target scaling, tuned thresholds) carried into the export."""
+"""ONNX exports of regression, multi-label and sentence-pair runs: the gate's figures, and predictions through
+onnxruntime equal to PyTorch's, with the task's state (target scaling, thresholds, pair order) carried along."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 import tunesmith
 from tests.conftest import write_multilabel_csv, write_regression_csv
+from tests.data.test_augment import write_pairs_csv
 from tests.export.test_export import exported
 from tunesmith.export import GateFailed, export_run
 from tunesmith.export.parity import Gate
@@ -140,3 +141,27 @@ def test_a_multilabel_int8_export_keeps_the_label_decisions_its_gate_checks(
             assert theirs["probabilities"][name] == pytest.approx(probability, abs=0.05)
     manifest = json.loads((export / "export.json").read_text())
     assert manifest["task"] == "multilabel" and manifest["quantize"] == "int8"
+
+
+def test_a_sentence_pair_export_scores_both_orders_as_the_run_does(tiny_model: str, tmp_path: Path) -> None:
+    data = {
+        "train": str(write_pairs_csv(tmp_path / "pairs.csv")),
+        "text_column": "first",
+        "text_pair_column": "second",
+        "label_column": "same",
+        # Each pair scored both ways round and averaged: the export's predictor must do the same.
+        "average_pair_orders": True,
+    }
+    run = train(tiny_model, tmp_path, "classification", data)
+    export = exported(run, tmp_path / "onnx", "onnx")
+    check_parity(export, "accuracy", decisions=True)
+    import onnx
+
+    graph = onnx.load(str(export / "model" / "model.onnx")).graph
+    assert "token_type_ids" in [item.name for item in graph.input]
+    texts, pairs = ["the red one", "the blue one", "the green one"], ["a red thing", "a black thing", "a green thing"]
+    ours, theirs = tunesmith.load(run).predict(texts, pairs), tunesmith.load(export).predict(texts, pairs)
+    assert [row["label"] for row in theirs] == [row["label"] for row in ours]
+    assert [row["score"] for row in theirs] == pytest.approx([row["score"] for row in ours], abs=1e-5)
+    swapped = tunesmith.load(export).predict(pairs, texts)
+    assert [row["score"] for row in swapped] == pytest.approx([row["score"] for row in theirs], abs=1e-5)

@@ -177,12 +177,12 @@ class Tagger:
 
 
 @contextlib.contextmanager
-def served_in_a_thread(predictor: Any) -> Iterator[str]:
+def served_in_a_thread(predictor: Any, settings: Settings | None = None) -> Iterator[str]:
     """The app on 127.0.0.1 under uvicorn in a thread of this process; its origin."""
     import uvicorn
 
     sock = bind("127.0.0.1", 0)
-    app = create_app(predictor, Settings(), {"task": predictor.config.task})
+    app = create_app(predictor, settings or Settings(), {"task": predictor.config.task})
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -25,12 +25,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2" / "dev.tsv"
 STARTUP_S = 180
@@ -164,17 +165,19 @@ def with_server(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "tunesmith", "serve", str(args.serve), "--port", str(port)]
     command += ["--no-batching"] if args.no_batching else []
     command += ["--threads", str(args.threads)] if args.threads else []
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(port, server)
-        report = run_load("127.0.0.1", port, texts, args.clients, args.duration, args.max_requests, args.api_key)
-    finally:
-        server.send_signal(signal.SIGTERM)
+    # The server's log goes to a file: a pipe nobody reads during the run would stall it once full.
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
         try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=60)
+            wait_for(port, server, log)
+            report = run_load("127.0.0.1", port, texts, args.clients, args.duration, args.max_requests, args.api_key)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=60)
     after = offline_texts_per_s(args.serve, texts, args.threads)
     offline = (before + after) / 2
     report.update(
@@ -188,11 +191,12 @@ def with_server(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     return report
 
 
-def wait_for(port: int, server: subprocess.Popen) -> None:
+def wait_for(port: int, server: subprocess.Popen, log: IO[str]) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read() if server.stderr else ''}")
+            log.seek(0)
+            raise SystemExit(f"the server exited: {log.read()[-2000:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/health")

@@ -115,7 +115,15 @@ def run_config(run_dir: Path) -> RunConfig:
             "The run folder is damaged: copy it again from where it was trained, or train the run again."
         )
     # The config loader's reading: a damaged file is a UserError that names its line.
-    return validate_config(read_yaml(path), str(path), saved=True)
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and "objective" in raw:
+        # A pretraining run's config is another schema; its model has no task head to predict with.
+        raise UserError(
+            f"{run_dir} is a pretraining run (objective {raw['objective']}), not a fine-tuned one: its model has no "
+            f"task head to predict with. Fine-tune it first (tunesmith train --data FILE --model {run_dir / 'model'}) "
+            "and give that run."
+        )
+    return validate_config(raw, str(path), saved=True)
 
 
 def read_status_record(path: Path) -> dict[str, Any] | None:

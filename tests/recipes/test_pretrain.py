@@ -63,6 +63,19 @@ def test_validation_masks_are_the_same_at_every_evaluation(corpus: Path, tokeniz
     assert len(losses) == 3 and max(losses) - min(losses) < 1e-4
 
 
+def test_a_pretraining_run_is_refused_where_a_fine_tuned_run_is_wanted(
+    corpus: Path, tokenizer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = pretrain(config(corpus, tokenizer_dir, tmp_path / "run", max_steps=2, eval_steps=2)).path
+    capsys.readouterr()
+    for args in (["export", "--format", "onnx"], ["export", "--format", "hf"], ["serve", "--port", "0"],
+                 ["predict", "--text", "hello"], ["evaluate", "--data", str(corpus)]):  # fmt: skip
+        assert main([args[0], str(run), *args[1:]]) == 2, args
+        error = capsys.readouterr().err
+        assert "is a pretraining run (objective mlm)" in error and f"--model {run / 'model'}" in error, args
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no export began
+
+
 def test_causal_lm_from_scratch_writes_a_decoder_that_generates(corpus: Path, tmp_path: Path):
     from tunesmith.pretrain.tokenizer_training import train_tokenizer
 

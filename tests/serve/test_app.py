@@ -35,6 +35,7 @@ class StandIn:
         self.config = RunConfig.model_validate({"data": data})
         self.names = ["short", "long"]
         self.calls: list[int] = []
+        self.pairs: list[list[str] | None] = []
         self.release = threading.Event()
         self.release.set()
         self.entered = threading.Event()
@@ -43,6 +44,7 @@ class StandIn:
         self.entered.set()
         assert self.release.wait(WAIT_S)
         self.calls.append(len(texts))
+        self.pairs.append(pairs)
         return [{"label": "long" if len(text) > 10 else "short", "score": 1.0} for text in texts]
 
 
@@ -204,3 +206,41 @@ def test_a_real_run_is_served_with_its_labels_and_metrics(trained_run: Path) -> 
     assert [row["score"] for row in served] == pytest.approx([row["score"] for row in direct])
     assert info["labels"] == json.loads((trained_run / "labels.json").read_text())
     assert info["backend"] == "pytorch" and "accuracy" in info["validation_metrics"]
+
+
+def test_a_sentence_pair_model_takes_its_second_texts_and_requires_them() -> None:
+    standin = StandIn(pairs=True)
+    with client_for(standin) as client:
+        both = client.post("/predict", json={"texts": ["one", "a rather longer text"], "text_pairs": ["x", "y"]})
+        assert both.status_code == 200 and len(both.json()["predictions"]) == 2
+        assert client.post("/predict", json={"text": "one", "text_pair": "z"}).status_code == 200
+        missing = client.post("/predict", json={"texts": ["one"]})
+        assert missing.status_code == 422 and "sentence pairs" in missing.json()["error"]
+        uneven = client.post("/predict", json={"texts": ["one", "two"], "text_pairs": ["x"]})
+        assert uneven.status_code == 422 and "2 texts but 1 second texts" in uneven.json()["error"]
+        assert client.post("/predict", json={"text": "one", "text_pair": " "}).status_code == 422
+    assert standin.pairs == [["x", "y"], ["z"]]
+
+
+def test_an_onnx_export_is_served_as_the_run_predicts_with_its_gate_figures(trained_run: Path, tmp_path: Path) -> None:
+    import tunesmith
+    from tunesmith.export import export_run
+    from tunesmith.export.runtime import OnnxModel
+    from tunesmith.serve import load_model
+
+    export = export_run(trained_run, "onnx", output=tmp_path / "onnx").path
+    predictor = load_model(export, threads=None)
+    assert isinstance(predictor.model, OnnxModel)
+    settings = Settings()
+    texts = ["what a lovely one", "an awful boring experience that went on and on", "fine"]
+    with TestClient(create_app(predictor, settings, describe(export, predictor, settings))) as client:
+        served = client.post("/predict", json={"texts": texts}).json()["predictions"]
+        info = client.get("/info").json()
+    direct = tunesmith.load(trained_run).predict(texts)
+    assert [row["label"] for row in served] == [row["label"] for row in direct]
+    for ours, theirs in zip(direct, served, strict=True):
+        assert theirs["probabilities"] == pytest.approx(ours["probabilities"], abs=1e-5)
+    parity = json.loads((export / "parity.json").read_text())
+    assert info["backend"] == "onnx"
+    assert info["validation_metrics"] == {"accuracy": parity["metric_after"], "examples": parity["examples"]}
+    assert info["labels"] == json.loads((trained_run / "labels.json").read_text())

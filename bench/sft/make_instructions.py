@@ -4,7 +4,9 @@
 
 Writes train.jsonl, validation.jsonl and test.jsonl (prompt/completion rows). Held-out prompts never
 occur in train: the three files are drawn without replacement from one pool of distinct prompts.
-Each prompt ends with "Answer:" and each completion is a space and the answer, nothing else.
+Each prompt ends with "Answer:" and each completion is a space and the answer, nothing else; an addition's
+answer shows its working first ("8+7=15, 4+5+1=10, so 105"): a 0.9M-parameter model trained for 25 minutes
+learnt to write sums directly for 1.4% of held-out pairs (docs/causal.md).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ UNITS = [("km", "m", 1000), ("m", "cm", 100), ("kg", "g", 1000), ("l", "ml", 100
 
 
 def addition(rng: random.Random) -> tuple[str, str]:
+    """The sum, after its working in a fixed format: units, then tens with the carry, then the result."""
     a, b = rng.randint(0, 99), rng.randint(0, 99)
-    return f"Add {a} and {b}.", str(a + b)
+    units = a % 10 + b % 10
+    tens = a // 10 + b // 10 + units // 10
+    return f"Add {a} and {b}.", f"{a % 10}+{b % 10}={units}, {a // 10}+{b // 10}+{units // 10}={tens}, so {a + b}"
 
 
 def reversal(rng: random.Random) -> tuple[str, str]:

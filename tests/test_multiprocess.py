@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.causal.conftest import write_jsonl
 from tests.conftest import write_sentiment_csv
 
 # Each test launches two training processes under torchrun.
@@ -105,3 +106,40 @@ def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(t
     second = json.loads((two / "metrics.json").read_text())["validation"]
     assert second["accuracy"] == first["accuracy"]
     assert second["loss"] == pytest.approx(first["loss"], abs=1e-4)
+
+
+def test_two_processes_fine_tune_a_decoder_as_one_does_with_tokens_shared_unevenly(
+    tiny_gpt2: str, tmp_path: Path
+) -> None:
+    # Completions of 1 to 30 words: the two processes' halves of a batch hold different numbers of loss
+    # tokens, and the step must still be the mean over all of them (tunesmith/train/loop.py `_mean_gradient`).
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "ran", "far", "away"]
+    text = " ".join(words * 3)
+    rows = [{"prompt": f"{words[i % 10]} {words[(3 * i) % 10]}", "completion": " " + text[: 4 + (i * 37) % 90]}
+            for i in range(64)]  # fmt: skip
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    validation = write_jsonl(tmp_path / "validation.jsonl", rows[:12])
+    env = cpu_processes_env(tmp_path)
+
+    def command(run_dir: Path, batch_size: int) -> list[str]:
+        return [
+            "-m", "tunesmith", "train", "--data", str(train), "--validation", str(validation), "--model", tiny_gpt2,
+            "--output-dir", str(run_dir), "--epochs", "2", "--batch-size", str(batch_size), "--learning-rate", "3e-3",
+            "task=causal", "causal.packing=false", "causal.evaluation_generations=0", "training.eval_steps=4",
+            "training.max_length=64", "data.test_split=0", "training.group_by_length=true",
+        ]  # fmt: skip
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run([sys.executable, *command(one, 8)], env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *command(two, 4)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    _, one_validation = losses(one)
+    _, two_validation = losses(two)
+    assert len(one_validation) == len(two_validation) >= 4
+    assert max(one_validation) - min(one_validation) > 0.05
+    # To float rounding, which AdamW amplifies over the steps (4.5e-5 relative by the fifth evaluation).
+    assert two_validation == pytest.approx(one_validation, rel=1e-4)

@@ -38,8 +38,10 @@ def main() -> None:
     model.save_pretrained(args.output_dir, safe_serialization=True)
     tokenizer.save_pretrained(args.output_dir)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"{args.output_dir}: GPT-2, {args.layers} layers x {args.width}, {parameters / 1e6:.2f}M parameters, "
-          f"{len(tokenizer)} tokens")
+    print(
+        f"{args.output_dir}: GPT-2, {args.layers} layers x {args.width}, {parameters / 1e6:.2f}M parameters, "
+        f"{len(tokenizer)} tokens"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def rows(path: Path, limit: int | None) -> list[dict]:
     return [json.loads(line) for line in lines[:limit]]
 
 
-def run_trl(model: str, train: list[dict], output: Path) -> float:
+def run_trl(model: str, train: list[dict], output: Path, strategy: str = "bfd") -> float:
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -44,7 +44,7 @@ def run_trl(model: str, train: list[dict], output: Path) -> float:
     s = SETTINGS
     tokenizer = AutoTokenizer.from_pretrained(model)
     config = SFTConfig(
-        output_dir=str(output), max_length=s["max_length"], packing=True, packing_strategy="bfd",
+        output_dir=str(output), max_length=s["max_length"], packing=True, packing_strategy=strategy,
         completion_only_loss=True, per_device_train_batch_size=s["batch_size"], learning_rate=s["learning_rate"],
         warmup_steps=s["warmup_ratio"], weight_decay=s["weight_decay"], max_grad_norm=s["max_grad_norm"],
         num_train_epochs=s["epochs"], lr_scheduler_type="linear", seed=s["seed"], logging_steps=50,
@@ -120,8 +120,8 @@ def child(args: argparse.Namespace) -> None:
     train = rows(args.data / "train.jsonl", args.rows)
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder)
-        if args.tool == "trl":
-            seconds = run_trl(args.model, train, output)
+        if args.tool.startswith("trl"):
+            seconds = run_trl(args.model, train, output, args.tool.split("-")[1])
             final = output / "final"
         else:
             train_file = output / "train.jsonl"
@@ -141,15 +141,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--rows", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--tool", choices=["trl", "tunesmith"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--trl-wrapped", action="store_true",
+        help='also TRL\'s packing_strategy "wrapped" (rows cut mid-example, attention across examples: for reference)',
+    )  # fmt: skip
+    parser.add_argument("--tool", choices=["trl-bfd", "trl-wrapped", "tunesmith"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tool:
         child(args)
         return
-    results: dict[str, list[dict]] = {"trl": [], "tunesmith": []}
+    tools = ["trl-bfd", *(["trl-wrapped"] if args.trl_wrapped else []), "tunesmith"]
+    results: dict[str, list[dict]] = {tool: [] for tool in tools}
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for _ in range(args.repeats):
-        for tool in ("trl", "tunesmith"):
+        for tool in tools:
             command = [sys.executable, __file__, "--model", args.model, "--data", str(args.data),
                        "--rows", str(args.rows), "--tool", tool]  # fmt: skip
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -159,8 +164,10 @@ def main() -> None:
     best = {tool: max(runs, key=lambda r: r["tokens_per_s"]) for tool, runs in results.items()}
     print(json.dumps({
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
-        "speed_ratio_best": round(best["tunesmith"]["tokens_per_s"] / best["trl"]["tokens_per_s"], 3),
-        "memory_ratio": round(best["tunesmith"]["peak_rss_mb"] / best["trl"]["peak_rss_mb"], 3),
+        "speed_ratio_best": {tool: round(best["tunesmith"]["tokens_per_s"] / best[tool]["tokens_per_s"], 3)
+                             for tool in tools if tool != "tunesmith"},
+        "memory_ratio": {tool: round(best["tunesmith"]["peak_rss_mb"] / best[tool]["peak_rss_mb"], 3)
+                         for tool in tools if tool != "tunesmith"},
         "validation_loss": {tool: [r["validation_loss"] for r in runs] for tool, runs in results.items()},
     }))  # fmt: skip
 

@@ -99,3 +99,33 @@ def test_inspect_shows_the_learnt_tokens_and_the_eos(tiny_gpt2: str, tmp_path: P
     shown = capsys.readouterr().out
     assert "the cat is⟦ red</s>⟧" in shown and "the dog is⟦ blue</s>⟧" in shown
     assert "chat template: none (plain text)" in shown
+
+
+def test_a_chat_the_template_cannot_render_is_refused_by_its_line(tiny_gpt2: str, tmp_path: Path) -> None:
+    # Llama-2-style templates insist that user and assistant turns alternate.
+    strict = (
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+        "{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    model = tmp_path / "model"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
+    tokenizer.chat_template = strict
+    tokenizer.save_pretrained(model)
+    AutoModelForCausalLM.from_pretrained(tiny_gpt2).save_pretrained(model)
+    good = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    bad = [
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "c"},
+    ]
+    data = write_jsonl(
+        tmp_path / "chat.jsonl", [{"messages": good}] * 5 + [{"messages": bad}] + [{"messages": good}] * 4
+    )
+    config = {"model": str(model), "task": "causal", "output_dir": str(tmp_path / "run"),
+              "data": {"train": str(data), "validation_split": 0, "test_split": 0}}  # fmt: skip
+    with pytest.raises(UserError, match=r"chat.jsonl, line 6: The chat template cannot render .*must alternate"):
+        tunesmith.finetune(config)
+    assert not (tmp_path / "run").exists()

@@ -54,10 +54,12 @@ def encode_data(plan: Plan, data: LoadedData) -> dict[str, datasets.Dataset]:
     cfg, task = plan.cfg, plan.task
     task.fit_labels(data.splits["train"], data.sources["train"])
     check_metric(cfg, task)
-    splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
-    if task.info.generative:  # prompts, chats and texts were checked as read (causal/rows.py)
-        # The chat template the rows need, found (or refused) before the run folder exists.
+    if task.info.generative:
+        # The chat template the rows need, found (or refused) before the run folder exists, and before
+        # `encode` renders each chat with it.
         task.prepare_tokenizer(plan.tokenizer)
+    splits = {name: task.encode(split, data.sources[name]) for name, split in data.splits.items()}
+    if task.info.generative:  # prompts, chats and texts were checked as read (causal/rows.py) and above
         return splits
     # The labels first: their checks are quick, tokenizing every text is not.
     for source in dict.fromkeys(data.sources.values()):

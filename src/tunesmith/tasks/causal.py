@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from tunesmith.causal import encoding, generation, packing, templates
 from tunesmith.config import RunConfig
-from tunesmith.errors import UserError
+from tunesmith.errors import UserError, where
 from tunesmith.models.loading import load_config, load_weights
 from tunesmith.tasks import TASKS
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
@@ -49,6 +49,8 @@ class CausalTask:
         self.added_tokens: list[str] = list(state.get("added_tokens", []))
         self.pad_token_id: int = state.get("pad_token_id", 0)
         self.vocabulary_size: int | None = None
+        # The tokenizer `prepare_tokenizer` gave the chat template (None before).
+        self.tokenizer: Any = None
         # Examples of each split whose loss tokens truncation cut away entirely (left out of training).
         self.cut_away: dict[str, int] = {}
 
@@ -71,6 +73,14 @@ class CausalTask:
         }
 
     def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
+        """The rows as they are; chats are rendered once here, so that one the template cannot render is
+        refused by its line before the run folder exists."""
+        if self.format == "messages" and self.tokenizer is not None:
+            for messages, line in zip(split["messages"], split["line"], strict=True):
+                try:
+                    templates.assistant_spans(self.tokenizer, messages)
+                except UserError as exc:
+                    raise UserError(f"{where(source, line)}: {exc}") from None
         return split
 
     # --- data ---
@@ -86,6 +96,7 @@ class CausalTask:
         tokenizer.padding_side = "left"  # generation continues the prompts where they end
         self.stop_token_ids = templates.end_of_turn_ids(tokenizer, self.options.chat_template)
         self.pad_token_id = pad_id(tokenizer)
+        self.tokenizer = tokenizer
         self.vocabulary_size = len(tokenizer)
         tokenizer._tunesmith_prepared = True
 

@@ -86,3 +86,20 @@ def test_no_attention_weight_crosses_an_example_boundary(decoder) -> None:
         assert float(layer[0][:, across].abs().max()) == 0.0
         # and within an example, attention is causal and sums to one
         assert torch.allclose(layer[0].sum(-1), torch.ones_like(layer[0].sum(-1)), atol=1e-5)
+
+
+def test_packed_rows_count_their_examples_and_the_truncated_ones() -> None:
+    import datasets
+
+    from tunesmith.causal.packing import pack
+    from tunesmith.stages.evaluate import examples
+    from tunesmith.tasks.encoding import count_truncated
+
+    lengths = [8, 3, 5, 8, 2]
+    split = datasets.Dataset.from_dict({
+        "input_ids": [[1] * n for n in lengths], "labels": [[1] * n for n in lengths], "length": lengths,
+        "truncated": [1, 0, 0, 1, 0],
+    })  # fmt: skip
+    packed = pack(split, 8)
+    assert examples(packed) == 5 and count_truncated(packed, 8) == 2
+    assert max(packed["length"]) <= 8 and len(packed) == 4

@@ -40,18 +40,22 @@ def best_fit(lengths: list[int], capacity: int) -> list[list[int]]:
 
 
 def pack(split: Any, capacity: int) -> Any:
-    """A dataset of packed rows (input_ids, labels, position_ids, length, examples) from one of examples."""
+    """A dataset of packed rows (input_ids, labels, position_ids, length, examples, and how many of them
+    were truncated) from one of examples."""
     import datasets
 
     lengths = split["length"]
     ids, labels = split["input_ids"], split["labels"]
-    packed: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": [], "length": [], "examples": []}
+    truncated = split["truncated"] if "truncated" in split.column_names else [0] * len(split)
+    packed: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": [], "length": [], "examples": [],
+                               "truncated": []}  # fmt: skip
     for row in best_fit(lengths, capacity):
         packed["input_ids"].append([token for index in row for token in ids[index]])
         packed["labels"].append([token for index in row for token in labels[index]])
         packed["position_ids"].append([position for index in row for position in range(lengths[index])])
         packed["length"].append(sum(lengths[index] for index in row))
         packed["examples"].append(len(row))
+        packed["truncated"].append(sum(truncated[index] for index in row))
     return datasets.Dataset.from_dict(packed)
 
 

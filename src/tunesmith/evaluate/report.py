@@ -26,6 +26,9 @@ HEADLINE = [
     "mse",
     "rmse",
     "mae",
+    "exact_match",
+    "rouge_l",
+    "perplexity",
     "loss",
 ]
 
@@ -59,6 +62,17 @@ def confusion_table(split_metrics: dict[str, Any], names: list[str]) -> str:
     return "\n".join(rows)
 
 
+def samples_table(samples: list[dict[str, str]]) -> str:
+    """A generative run's sample generations beside their references (line breaks shown as ↵)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", "↵")
+
+    rows = ["| prompt | reference | generated |", "|---|---|---|"]
+    rows += [f"| {cell(s['prompt'])} | {cell(s['reference'])} | {cell(s['generated'])} |" for s in samples]
+    return "\n".join(rows)
+
+
 def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
     what = task.labels_summary.format(count=len(names))
@@ -80,6 +94,10 @@ def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], n
             f"{count:,} of {training['examples'][split]:,} {split}" for split, count in truncated.items()
         )
         parts += ["", f"Examples cut at max_length: {counts}."]
+    for split in ("validation", "test"):
+        if split in metrics and metrics[split].get("samples"):
+            parts += ["", f"## Generations ({split})", "", samples_table(metrics[split]["samples"])]
+            break
     for split in ("test", "validation"):
         if split in metrics and "per_class" in metrics[split]:
             row_name = task.class_noun

@@ -129,3 +129,11 @@ def test_a_chat_the_template_cannot_render_is_refused_by_its_line(tiny_gpt2: str
     with pytest.raises(UserError, match=r"chat.jsonl, line 6: The chat template cannot render .*must alternate"):
         tunesmith.finetune(config)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("strategy", ["prompt", "ptuning", "prefix"])
+def test_virtual_token_strategies_are_refused_for_generation(strategy: str, tmp_path: Path) -> None:
+    from tunesmith.config import validate_config
+
+    with pytest.raises(UserError, match=f"strategy {strategy} cannot fine-tune task causal yet"):
+        validate_config({"task": "causal", "strategy": strategy, "data": {"train": "x.jsonl"}}, "the config")

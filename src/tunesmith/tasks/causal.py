@@ -180,6 +180,8 @@ class CausalTask:
     # --- training and scoring ---
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row sums of next-token losses over the tokens with targets, and their counts."""
+        # Prompt tuning and P-tuning put their virtual tokens before the input: their outputs come first.
+        logits = logits[:, -targets.shape[1] :]
         per_token = torch.nn.functional.cross_entropy(
             logits.float().transpose(1, 2), targets, ignore_index=packing.IGNORE, reduction="none"
         )

@@ -63,6 +63,8 @@ def test_generate_on_the_command_line_writes_each_row_with_its_generation(
     }
     assert main(["generate", str(run.path), "--prompt", "the cat is", "--sample", "--top-p", "1.5"]) == 2
     assert "top-p must be in (0, 1]" in capsys.readouterr().err
+    assert main(["export", str(run.path), "--format", "onnx", "--output", str(tmp_path / "onnx")]) == 2
+    assert "is a run of task causal, which export does not handle yet" in capsys.readouterr().err
 
 
 def test_a_chat_run_under_lora_learns_every_assistant_turn(tiny_gpt2: str, tmp_path: Path) -> None:

@@ -94,6 +94,15 @@ def check_request(run_dir: Path, fmt: str, quantize: str | None, examples: int) 
     if is_export(run_dir):
         raise UserError(f"{run_dir} is already an export (it holds {EXPORT_FILE}). Export the run it came from.")
     check_finished(run_dir)
+    from tunesmith.runs import run_config
+    from tunesmith.tasks import task_info
+
+    if task_info(run_config(run_dir).task).generative:
+        raise UserError(
+            f"{run_dir} is a run of task causal, which export does not handle yet (its parity gate compares "
+            "classifier outputs). Its model/ folder is already a plain transformers model (LoRA merged in), "
+            "for transformers' pipeline or an ONNX exporter of decoders such as optimum."
+        )
     if quantize is not None and fmt != "onnx":
         raise UserError(f"--quantize {quantize} applies to --format onnx only, not --format {fmt}.")
     if examples < 1:

@@ -32,8 +32,19 @@ def memorise(tiny_gpt2: str, tmp_path: Path, **overrides) -> tunesmith.Run:
     return tunesmith.finetune(config)
 
 
-def test_a_run_learns_the_answers_and_to_stop_after_them(tiny_gpt2: str, tmp_path: Path) -> None:
-    run = memorise(tiny_gpt2, tmp_path)
+@pytest.fixture(scope="module")
+def memorised(tiny_gpt2: str, tmp_path_factory: pytest.TempPathFactory) -> tunesmith.Run:
+    with pytest.MonkeyPatch.context() as patch:
+        # What tests/conftest.py's `_offline_and_isolated` sets for each test, which this fixture starts before.
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        patch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return memorise(tiny_gpt2, tmp_path_factory.mktemp("memorised"))
+
+
+@pytest.mark.slow  # trains 240 steps (about 25 s on an idle core)
+def test_a_run_learns_the_answers_and_to_stop_after_them(memorised: tunesmith.Run) -> None:
+    run = memorised
     validation = run.metrics["validation"]
     # Exact match needs the answer and then EOS: a model that never stops would add words after it.
     assert validation["exact_match"] == 1.0 and validation["rouge_l"] == 1.0
@@ -44,16 +55,17 @@ def test_a_run_learns_the_answers_and_to_stop_after_them(tiny_gpt2: str, tmp_pat
     assert predictor.predict(["the sun is"]) == [{"generated_text": " big"}]
     cut = predictor.generate("the cat is", GenerationSettings(max_new_tokens=6, stop=["e"]))
     assert cut == [" r"]
-    scored = predictor.evaluate(tmp_path / "val.jsonl")
+    scored = predictor.evaluate(run.path.parent / "val.jsonl")
     assert scored["exact_match"] == 1.0 and scored["target_tokens"] == validation["target_tokens"]
     card = (run.path / "model" / "README.md").read_text()
     assert "text-generation" in card
 
 
+@pytest.mark.slow  # the same run as above
 def test_generate_on_the_command_line_writes_each_row_with_its_generation(
-    tiny_gpt2: str, tmp_path: Path, capsys
+    memorised: tunesmith.Run, tmp_path: Path, capsys
 ) -> None:
-    run = memorise(tiny_gpt2, tmp_path)
+    run = memorised
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "the tree is", "id": 7}])
     assert main(["generate", str(run.path), "--input", str(prompts), "--output", str(tmp_path / "out.jsonl")]) == 0
     assert json.loads((tmp_path / "out.jsonl").read_text()) == {

@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,8 +80,15 @@ def setfit_run(
     from tunesmith.models.backbones import resolve
 
     model = SetFitModel.from_pretrained(resolve("minilm"), device="cpu")
+    # Its checkpoints go to a temporary folder, not checkpoints/ in the working directory (its default).
     arguments = TrainingArguments(
-        batch_size=16, num_epochs=1, num_iterations=iterations, seed=seed, max_length=max_length, report_to="none"
+        output_dir=tempfile.mkdtemp(prefix="setfit-bench-"),
+        batch_size=16,
+        num_epochs=1,
+        num_iterations=iterations,
+        seed=seed,
+        max_length=max_length,
+        report_to="none",
     )
     dataset = Dataset.from_dict({"text": texts, "label": [int(t) for t in targets]})
     trainer = Trainer(model=model, args=arguments, train_dataset=dataset)

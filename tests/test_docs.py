@@ -8,6 +8,7 @@ from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
     ClassificationOptions,
+    ContrastiveOptions,
     DataConfig,
     DoctorOptions,
     FreezeOptions,
@@ -22,6 +23,7 @@ from tunesmith.config import (
     RunConfig,
     SearchOptions,
     TrainingConfig,
+    ZeroShotOptions,
 )
 
 SECTIONS = [
@@ -42,6 +44,8 @@ SECTIONS = [
     AdapterOptions,
     SearchOptions,
     DoctorOptions,
+    ZeroShotOptions,
+    ContrastiveOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -60,7 +60,8 @@ def batches(count: int, size: int, generator: np.random.Generator) -> list[np.nd
     order = generator.permutation(count)
     cut = [order[start : start + size] for start in range(0, count, size)]
     if len(cut) > 1 and len(cut[-1]) < 2:
-        cut[-2] = np.concatenate([cut[-2], cut.pop()])
+        last = cut.pop()
+        cut[-1] = np.concatenate([cut[-1], last])
     return cut
 
 

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     fewshot.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0 to N-1 (default 5)")
     fewshot.add_argument("--output-dir", metavar="DIR", help="where runs and table go (default runs/<name>-fewshot)")
     fewshot.add_argument("--overwrite", action="store_true", help="retrain runs that already finished")
+    fewshot.add_argument(
+        "--zero-shot-baseline", action="store_true", help="also a zero-shot run of the config (its zero_shot options)"
+    )
     fewshot.set_defaults(handler=run_fewshot)
 
     select = commands.add_parser(
@@ -687,7 +690,8 @@ def run_fewshot(args: argparse.Namespace) -> None:
         raise UserError(f"--seeds {args.seeds}: give at least 1.")
     _quiet_libraries()
     output = Path(args.output_dir) if args.output_dir else None
-    folder, rows = sweep(config_path, assignments, shots, list(range(args.seeds)), output, args.overwrite)
+    seeds = list(range(args.seeds))
+    folder, rows = sweep(config_path, assignments, shots, seeds, output, args.overwrite, args.zero_shot_baseline)
     print(f"\n{len(rows)} runs: {folder / 'fewshot.md'}\n")
     print((folder / "fewshot.md").read_text(), end="")
 

@@ -87,9 +87,12 @@ def test_fewshot_tabulates_mean_and_std_over_seeds(tiny_config: dict, tmp_path: 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**tiny_config, "method": "zero_shot"}))
     output = tmp_path / "sweep"
-    assert main(["fewshot", str(config), "--shots", "2,4", "--seeds", "2", "--output-dir", str(output)]) == 0
+    argv = ["fewshot", str(config), "--shots", "2,4", "--seeds", "2", "--output-dir", str(output)]
+    assert main([*argv, "--zero-shot-baseline"]) == 0
     rows = json.loads((output / "fewshot.json").read_text())
-    assert [(row["shots"], row["seed"]) for row in rows] == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    assert [(row["shots"], row["seed"]) for row in rows] == [(0, 0), (2, 0), (2, 1), (4, 0), (4, 1)]
+    assert rows[0]["method"] == "zero_shot" and (output / "zero-shot" / "head.safetensors").is_file()
+    rows = rows[1:]
     table = (output / "fewshot.md").read_text()
     tests = [row["test"] for row in rows[:2]]
     assert f"{np.mean(tests):.4f} ± {np.std(tests, ddof=1):.4f}" in table

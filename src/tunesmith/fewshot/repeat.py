@@ -20,7 +20,8 @@ from tunesmith.runs import RunFolder, check_output_folder, read_status, write_at
 from tunesmith.tasks import get_task
 
 RESULTS = ("fewshot.json", "fewshot.md")
-RUN_NAME = re.compile(r"\d+shot-seed-?\d+")
+RUN_NAME = re.compile(r"\d+shot-seed-?\d+|zero-shot")
+BASELINE = "zero-shot"
 
 
 def parse_shots(text: str) -> list[int]:
@@ -40,18 +41,27 @@ def sweep(
     seeds: list[int],
     output_dir: Path | None,
     overwrite: bool = False,
+    baseline: bool = False,
 ) -> tuple[Path, list[dict[str, Any]]]:
-    """Train (or read back) every (k, seed) run; returns the folder and one row per run."""
+    """Train (or read back) every (k, seed) run; returns the folder and one row per run.
+
+    `baseline`: also a zero-shot run of the same config (its `zero_shot` options; no training examples
+    used, so one run whatever the shots and seeds), tabulated first.
+    """
     from tunesmith.recipes.finetune import finetune
 
     base = load_config(config_path, assignments=assignments)
     folder = output_dir or Path("runs") / f"{base.run_name()}-fewshot"
     check_output_folder(folder, RESULTS, RUN_NAME.fullmatch, "fewshot")
-    configs = {
-        (k, seed): load_config(config_path, assignments=[*assignments, *_placement(base, folder, k, seed)])
-        for k in shots
-        for seed in seeds
-    }
+    configs: dict[tuple[int, int], RunConfig] = {}
+    if baseline:
+        placement = ["method=zero_shot", f"name={base.run_name()}-{BASELINE}", f"output_dir={folder / BASELINE}"]
+        configs[(0, 0)] = load_config(config_path, assignments=[*assignments, *placement])
+    for k in shots:
+        for seed in seeds:
+            configs[(k, seed)] = load_config(
+                config_path, assignments=[*assignments, *_placement(base, folder, k, seed)]
+            )
     # Every folder is checked before the first run trains: a sweep should not stop half-way on one.
     todo = [key for key, cfg in configs.items() if overwrite or read_status(cfg.run_dir()) != "finished"]
     for key in todo:
@@ -92,12 +102,13 @@ def row(shots: int, seed: int, cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def mean_std(values: list[float | None]) -> str:
+def mean_std(values: list[float | None], digits: int = 4) -> str:
+    """Mean ± sample standard deviation (0 for one value); empty when nothing was measured."""
     present = [value for value in values if value is not None]
     if not present:
         return ""
     spread = statistics.stdev(present) if len(present) > 1 else 0.0
-    return f"{statistics.mean(present):.4f} ± {spread:.4f}"
+    return f"{statistics.mean(present):.{digits}f} ± {spread:.{digits}f}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -108,9 +119,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for shots in dict.fromkeys(entry["shots"] for entry in rows):
         group = [entry for entry in rows if entry["shots"] == shots]
-        times = mean_std([entry["train_time_s"] for entry in group]).replace(".0000", "")
-        lines.append(
-            f"| {shots} | {group[0]['method']} | {len(group)} | {mean_std([e['validation'] for e in group])} | "
-            f"{mean_std([e['test'] for e in group])} | {times} |"
-        )
+        validation, test = mean_std([e["validation"] for e in group]), mean_std([e["test"] for e in group])
+        times = mean_std([entry["train_time_s"] for entry in group], digits=1)
+        lines.append(f"| {shots or 'none'} | {group[0]['method']} | {len(group)} | {validation} | {test} | {times} |")
     return "\n".join(lines) + "\n"

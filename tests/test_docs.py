@@ -8,6 +8,7 @@ from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
     ClassificationOptions,
+    ClozeOptions,
     ContrastiveOptions,
     DataConfig,
     DoctorOptions,
@@ -46,6 +47,7 @@ SECTIONS = [
     DoctorOptions,
     ZeroShotOptions,
     ContrastiveOptions,
+    ClozeOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -334,7 +334,12 @@ class AdapterOptions(_Section):
     target_modules: list[str] | None = None
 
 
-MethodName = Literal["finetune", "zero_shot", "contrastive"]
+def label_keys_as_text(value: object) -> object:
+    # YAML reads the label 1 in `1: great` as a number; labels are compared as text (tasks/vocabulary.py).
+    return {str(key): item for key, item in value.items()} if isinstance(value, dict) else value
+
+
+MethodName = Literal["finetune", "zero_shot", "contrastive", "cloze"]
 METHODS: tuple[str, ...] = MethodName.__args__
 
 
@@ -347,6 +352,11 @@ class ZeroShotOptions(_Section):
     descriptions: dict[str, str] | None = None
     # Probabilities are softmax(cosine / temperature); the predicted label does not depend on it.
     temperature: float = Field(default=0.05, gt=0)
+
+    @field_validator("descriptions", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: object) -> object:
+        return label_keys_as_text(value)
 
     @field_validator("templates")
     @classmethod
@@ -370,6 +380,28 @@ class ContrastiveOptions(_Section):
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     # Inverse regularisation strength C of the logistic-regression head (scikit-learn's default, 1.0).
     head_c: float = Field(default=1.0, gt=0)
+
+
+class ClozeOptions(_Section):
+    """method: cloze (PET / LM-BFF): the label is the word a masked-LM head predicts in a template."""
+
+    # {text} is replaced by the text, {mask} by the tokenizer's mask token.
+    template: str = "{text} It was {mask}."
+    # Label name -> the one-token word that stands for it at the mask ("1": great, "0": terrible).
+    verbalizer: dict[str, str] | None = None
+
+    @field_validator("verbalizer", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: object) -> object:
+        return label_keys_as_text(value)
+
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        for placeholder in ("{text}", "{mask}"):
+            if template.count(placeholder) != 1:
+                raise ValueError(f"template {brief(template)} must hold {placeholder} exactly once")
+        return template
 
 
 class SearchRange(_Section):
@@ -463,6 +495,7 @@ class RunConfig(_Section):
     doctor: DoctorOptions = DoctorOptions()
     zero_shot: ZeroShotOptions = ZeroShotOptions()
     contrastive: ContrastiveOptions = ContrastiveOptions()
+    cloze: ClozeOptions = ClozeOptions()
 
     @model_validator(mode="before")
     @classmethod
@@ -529,6 +562,8 @@ class RunConfig(_Section):
             )
         if self.strategy != "full":
             raise ValueError(f"strategy {self.strategy} applies to method finetune; method {self.method} takes none")
+        if self.method == "cloze" and not self.cloze.verbalizer:
+            raise ValueError("method cloze needs cloze.verbalizer: one word per label, e.g. {1: great, 0: terrible}")
         return self
 
     def run_name(self) -> str:

@@ -66,10 +66,11 @@ class Predictor:
         check_finished(run_dir)
         config = run_config(run_dir)
         if config.method != "finetune":
-            from tunesmith.fewshot.predictor import SentencePredictor
+            from tunesmith.fewshot.predictor import ClozePredictor, SentencePredictor
 
             task = get_task(config, saved_task_state(run_dir))
-            return SentencePredictor.from_run(run_dir, config, task)  # type: ignore[return-value]
+            kind = ClozePredictor if config.method == "cloze" else SentencePredictor
+            return kind.from_run(run_dir, config, task)  # type: ignore[return-value]
         full, adapter = run_dir / "model", run_dir / "adapter"
         # The folder is checked before anything is loaded from it, so that damage is named, not half read.
         if (full / "config.json").is_file():

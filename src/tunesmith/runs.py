@@ -51,7 +51,7 @@ RUN_FILES = frozenset(
         "learning_curves.png",
         # pretrain/curve.py
         "pretraining_curve.png",
-        # fewshot/head.py: the linear head of a zero-shot or contrastive run.
+        # fewshot/head.py: the linear head of a zero-shot or contrastive run (a cloze run has none).
         "head.safetensors",
     }
 )

@@ -22,10 +22,9 @@ from tunesmith.tasks.protocol import Task
 ENCODER_FOLDER = "model"
 
 
-@dataclass
-class SentencePredictor:
-    encoder: SentenceEncoder
-    head: LinearHead
+class ProbabilityPredictor:
+    """predict and evaluate on top of `probabilities`, which each kind of run provides."""
+
     config: RunConfig
     task: Task
 
@@ -33,19 +32,8 @@ class SentencePredictor:
     def names(self) -> list[str]:
         return self.task.names
 
-    @classmethod
-    def from_run(cls, run_dir: Path, config: RunConfig, task: Task) -> SentencePredictor:
-        max_length = config.training.max_length
-        folder = run_dir / ENCODER_FOLDER
-        if (folder / "config.json").is_file():
-            encoder = SentenceEncoder.from_folder(folder, max_length)
-        else:
-            encoder = SentenceEncoder.from_backbone(config.model, max_length)
-        return cls(encoder, LinearHead.load(run_dir), config, task)
-
     def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """(texts, labels) class probabilities."""
-        return softmax(self.head.logits(self.encoder.embed(texts, batch_size)))
+        raise NotImplementedError
 
     def predict(
         self, texts: list[str] | str, text_pairs: list[str] | None = None, batch_size: int = 64
@@ -61,6 +49,49 @@ class SentencePredictor:
         data_cfg = self.config.data.model_copy(update={"format": fmt or self.config.data.format})
         split = self.task.encode(read_labelled(Path(path), data_cfg), Path(path))
         return score(self.task, self.probabilities(list(split["text"])), np.asarray(split["labels"]))
+
+
+@dataclass
+class SentencePredictor(ProbabilityPredictor):
+    encoder: SentenceEncoder
+    head: LinearHead
+    config: RunConfig
+    task: Task
+
+    @classmethod
+    def from_run(cls, run_dir: Path, config: RunConfig, task: Task) -> SentencePredictor:
+        max_length = config.training.max_length
+        folder = run_dir / ENCODER_FOLDER
+        if (folder / "config.json").is_file():
+            encoder = SentenceEncoder.from_folder(folder, max_length)
+        else:
+            encoder = SentenceEncoder.from_backbone(config.model, max_length)
+        return cls(encoder, LinearHead.load(run_dir), config, task)
+
+    def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """(texts, labels) class probabilities."""
+        return softmax(self.head.logits(self.encoder.embed(texts, batch_size)))
+
+
+@dataclass
+class ClozePredictor(ProbabilityPredictor):
+    """A `method: cloze` run: its masked-LM model reads each text as the cloze it was trained on."""
+
+    classifier: Any
+    config: RunConfig
+    task: Task
+
+    @classmethod
+    def from_run(cls, run_dir: Path, config: RunConfig, task: Task) -> ClozePredictor:
+        from tunesmith.fewshot.cloze import ClozeClassifier
+
+        cloze, length = config.cloze, config.training.max_length
+        words = dict(cloze.verbalizer or {})
+        folder = run_dir / ENCODER_FOLDER
+        return cls(ClozeClassifier.from_folder(folder, cloze.template, words, task.names, length), config, task)
+
+    def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return self.classifier.probabilities(texts, batch_size)
 
 
 def as_result(probabilities: np.ndarray, names: list[str]) -> dict[str, Any]:

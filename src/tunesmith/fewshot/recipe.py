@@ -1,4 +1,4 @@
-"""A zero-shot or few-shot contrastive run, top to bottom, on the pipeline's own stages.
+"""A zero-shot, few-shot contrastive or cloze (PET) run, top to bottom, on the pipeline's own stages.
 
 plan, data and doctor are `recipes/finetune.py`'s; what differs is the model: a sentence encoder
 (tuned on pairs for `method: contrastive`, as is for `zero_shot`) and a linear head (a logistic
@@ -10,10 +10,12 @@ model/ (the tuned encoder, loadable by transformers' AutoModel) and head.safeten
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tunesmith.fewshot.cloze import ClozeClassifier, ClozeSummary, fit_cloze
 from tunesmith.fewshot.contrastive import ContrastiveSettings, ContrastiveSummary, fit_encoder
 from tunesmith.fewshot.encoder import SentenceEncoder
 from tunesmith.fewshot.head import LinearHead, softmax
@@ -46,13 +48,21 @@ def sentence_run(cfg: RunConfig, overwrite: bool = False) -> Run:
         run = open_run_folder(plan)
         with recording_status(plan, run):
             save_findings(plan, run, findings)
-            encoder = SentenceEncoder.from_backbone(plan.backbone, plan.cfg.training.max_length)
-            started = time.perf_counter()
-            head, summary = build_head(plan, encoder, splits["train"])
-            train_time = time.perf_counter() - started
-            metrics = evaluate_splits(plan, encoder, head, splits)
-            metrics["training"] = training_figures(plan, encoder, splits, summary, train_time)
-            save_sentence_run(plan, run, encoder, head, summary, metrics)
+            if plan.cfg.method == "cloze":
+                model, summary, train_time = train_cloze(plan, splits["train"])
+                probabilities, head = model.probabilities, None
+            else:
+                model = SentenceEncoder.from_backbone(plan.backbone, plan.cfg.training.max_length)
+                started = time.perf_counter()
+                head, summary = build_head(plan, model, splits["train"])
+                train_time = time.perf_counter() - started
+
+                def probabilities(texts: list[str], batch: int) -> np.ndarray:
+                    return softmax(head.logits(model.embed(texts, batch)))
+
+            metrics = evaluate_splits(plan, probabilities, splits)
+            metrics["training"] = training_figures(plan, model, splits, summary, train_time)
+            save_sentence_run(plan, run, model, head, summary, metrics)
     return Run(run.path, plan.cfg, metrics)
 
 
@@ -78,16 +88,33 @@ def build_head(
     return head, summary
 
 
+def train_cloze(plan: Plan, train: datasets.Dataset) -> tuple[ClozeClassifier, ClozeSummary, float]:
+    """PET's fine-tuning: the masked-LM model learns to put each label's word at the mask."""
+    cfg = plan.cfg
+    training, words = cfg.training, dict(cfg.cloze.verbalizer or {})
+    model = ClozeClassifier.from_backbone(
+        plan.backbone, cfg.cloze.template, words, plan.task.names, training.max_length
+    )
+    texts, targets = list(train["text"]), list(train["labels"])
+    summary = fit_cloze(
+        model,
+        texts,
+        targets,
+        training.epochs,
+        training.batch_size,
+        training.learning_rate,
+        training.warmup_ratio,
+        training.seed,
+    )
+    return model, summary, summary.train_time_s
+
+
 def evaluate_splits(
-    plan: Plan, encoder: SentenceEncoder, head: LinearHead, splits: dict[str, datasets.Dataset]
+    plan: Plan, probabilities: Callable[[list[str], int], np.ndarray], splits: dict[str, datasets.Dataset]
 ) -> dict[str, Any]:
     batch = plan.cfg.training.eval_batch_size
     return {
-        name: score(
-            plan.task,
-            softmax(head.logits(encoder.embed(list(splits[name]["text"]), batch))),
-            np.asarray(splits[name]["labels"]),
-        )
+        name: score(plan.task, probabilities(list(splits[name]["text"]), batch), np.asarray(splits[name]["labels"]))
         for name in EVALUATION_SPLITS
         if name in splits
     }
@@ -95,38 +122,47 @@ def evaluate_splits(
 
 def training_figures(
     plan: Plan,
-    encoder: SentenceEncoder,
+    model: SentenceEncoder | ClozeClassifier,
     splits: dict[str, datasets.Dataset],
-    summary: ContrastiveSummary | None,
+    summary: ContrastiveSummary | ClozeSummary | None,
     train_time: float,
 ) -> dict[str, Any]:
     from tunesmith.train.measure import peak_memory_mb
 
-    total = sum(parameter.numel() for parameter in encoder.parameters())
+    cfg = plan.cfg
+    total = sum(parameter.numel() for parameter in model.parameters())
+    if isinstance(model, SentenceEncoder):
+        # The linear head: a row and a bias per label.
+        total += len(plan.task.names) * (model.dimension + 1)
     steps = summary.steps if summary else 0
     trained = summary is not None
+    epochs, batch = (
+        (cfg.training.epochs, cfg.training.batch_size)
+        if cfg.method == "cloze"
+        else (cfg.contrastive.epochs, cfg.contrastive.batch_size)
+    )
     return {
-        "method": plan.cfg.method,
+        "method": cfg.method,
         "steps": steps,
-        "epochs": plan.cfg.contrastive.epochs if trained else 0,
-        # Encoder tuning and the head's fit (zero-shot: embedding the label prompts).
+        "epochs": epochs if trained else 0,
+        # Tuning and the head's fit (zero-shot: embedding the label prompts).
         "train_time_s": round(train_time, 3),
         "encoder_time_s": round(summary.train_time_s, 3) if summary else 0.0,
-        "samples_per_s": round(steps * plan.cfg.contrastive.batch_size / summary.train_time_s, 2) if trained else 0.0,
+        "samples_per_s": round(steps * batch / summary.train_time_s, 2) if trained and summary.train_time_s else 0.0,
         "peak_memory_mb": round(peak_memory_mb(plan.accelerator.device), 1),
-        "trainable_parameters": total + len(plan.task.names) * (encoder.dimension + 1) if trained else 0,
-        "total_parameters": total + len(plan.task.names) * (encoder.dimension + 1),
+        "trainable_parameters": total if trained else 0,
+        "total_parameters": total,
         "examples": {name: len(split) for name, split in splits.items()},
-        "truncated": {name: count_truncated(encoder, list(split["text"])) for name, split in splits.items()},
+        "truncated": {name: count_truncated(model, list(split["text"])) for name, split in splits.items()},
         "train_examples_per_class": per_class(splits["train"], plan.task.names),
         "device": "cpu",
     }
 
 
-def count_truncated(encoder: SentenceEncoder, texts: list[str]) -> int:
-    """Texts of more tokens than max_length, which the encoder reads cut."""
-    lengths = encoder.tokenizer(texts, truncation=False, return_length=True)["length"]
-    return sum(length > encoder.max_length for length in lengths)
+def count_truncated(model: SentenceEncoder | ClozeClassifier, texts: list[str]) -> int:
+    """Texts of more tokens than max_length, which the model reads cut."""
+    lengths = model.tokenizer(texts, truncation=False, return_length=True)["length"]
+    return sum(length > model.max_length for length in lengths)
 
 
 def per_class(train: datasets.Dataset, names: list[str]) -> dict[str, int]:
@@ -137,9 +173,9 @@ def per_class(train: datasets.Dataset, names: list[str]) -> dict[str, int]:
 def save_sentence_run(
     plan: Plan,
     run: RunFolder,
-    encoder: SentenceEncoder,
-    head: LinearHead,
-    summary: ContrastiveSummary | None,
+    model: SentenceEncoder | ClozeClassifier,
+    head: LinearHead | None,
+    summary: ContrastiveSummary | ClozeSummary | None,
     metrics: dict[str, Any],
 ) -> None:
     from tunesmith.evaluate.rebuild import write_report
@@ -149,10 +185,11 @@ def save_sentence_run(
     run.write_json("labels.json", task.names)
     run.write_json("task.json", task.state())
     if summary is not None:
-        run.save_folder(ENCODER_FOLDER, encoder.save)
+        run.save_folder(ENCODER_FOLDER, model.save)
         for step, (loss, rate) in enumerate(zip(summary.losses, summary.learning_rates, strict=True), start=1):
             run.append_history({"step": step, "loss": loss, "learning_rate": rate})
-    head.save(run.path)
+    if head is not None:
+        head.save(run.path)
     for name in EVALUATION_SPLITS:
         if name in metrics:
             run.append_history(

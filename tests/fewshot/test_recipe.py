@@ -71,3 +71,15 @@ def test_methods_other_than_finetune_refuse_pairs_other_tasks_and_strategies(tin
             tunesmith.finetune({**tiny_config, "method": "zero_shot", **change})
     with pytest.raises(UserError, match="no class per example"):
         tunesmith.finetune({**tiny_config, "task": "regression", "data": {**tiny_config["data"], "shots_per_class": 4}})
+
+
+def test_export_and_resume_refuse_a_zero_shot_run_with_exit_code_2(
+    tiny_config: dict, capsys: pytest.CaptureFixture
+) -> None:
+    from tunesmith.cli import main
+
+    run = tunesmith.finetune({**tiny_config, "method": "zero_shot"})
+    assert main(["export", str(run.path), "--format", "hf"]) == 2
+    assert "method zero_shot run, which export does not handle" in capsys.readouterr().err
+    with pytest.raises(UserError, match="keeps no checkpoints"):
+        tunesmith.finetune({**tiny_config, "method": "zero_shot"}, resume=True)

@@ -94,6 +94,14 @@ def check_request(run_dir: Path, fmt: str, quantize: str | None, examples: int) 
     if is_export(run_dir):
         raise UserError(f"{run_dir} is already an export (it holds {EXPORT_FILE}). Export the run it came from.")
     check_finished(run_dir)
+    from tunesmith.runs import run_config
+
+    method = run_config(run_dir).method
+    if method != "finetune":
+        raise UserError(
+            f"{run_dir} is a method {method} run, which export does not handle yet (it exports a model with a task "
+            "head). Predict and serve it from the run folder itself: tunesmith predict / serve RUN."
+        )
     if quantize is not None and fmt != "onnx":
         raise UserError(f"--quantize {quantize} applies to --format onnx only, not --format {fmt}.")
     if examples < 1:

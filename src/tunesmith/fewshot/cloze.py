@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -170,7 +169,3 @@ def fit_cloze(
     classifier.eval()
     summary.train_time_s = time.perf_counter() - start
     return summary
-
-
-def settings_of(cfg: Any) -> dict[str, Any]:
-    return {"template": cfg.cloze.template, "words": dict(cfg.cloze.verbalizer or {})}

@@ -8,7 +8,6 @@ without sentence-transformers on the path of a prediction.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +73,3 @@ class SentenceEncoder(torch.nn.Module):
     @property
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
-
-
-def settings(encoder: SentenceEncoder) -> dict[str, Any]:
-    return {"pooling": "mean", "normalize": True, "max_length": encoder.max_length}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tunesmith.errors import UserError
 from tunesmith.fewshot.cloze import ClozeClassifier, ClozeSummary, fit_cloze
 from tunesmith.fewshot.contrastive import ContrastiveSettings, ContrastiveSummary, fit_encoder
 from tunesmith.fewshot.encoder import SentenceEncoder
@@ -36,10 +37,13 @@ if TYPE_CHECKING:
     from tunesmith.stages.plan import Plan
 
 
-def sentence_run(cfg: RunConfig, overwrite: bool = False) -> Run:
-    """Build, evaluate and save a `zero_shot` or `contrastive` run; returns it finished."""
+def sentence_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> Run:
+    """Build, evaluate and save a `zero_shot`, `contrastive` or `cloze` run; returns it finished."""
     from tunesmith.recipes.finetune import Run
 
+    if resume:
+        # These runs take seconds to minutes and write no checkpoints: there is nothing to continue from.
+        raise UserError(f"--resume: a method {cfg.method} run keeps no checkpoints. Run it again without --resume.")
     with quiet_libraries():
         plan = plan_run(cfg, overwrite)
         loaded = load_data(plan)

@@ -56,7 +56,7 @@ def finetune(
         # Zero-shot and contrastive runs train no task head: their own recipe, on the same stages.
         from tunesmith.fewshot.recipe import sentence_run
 
-        return sentence_run(config, overwrite)
+        return sentence_run(config, overwrite, resume)
     with quiet_libraries():
         plan = plan_run(config, overwrite, resume)
         loaded = load_data(plan)

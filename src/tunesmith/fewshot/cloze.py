@@ -119,9 +119,14 @@ class ClozeClassifier(torch.nn.Module):
         """(texts, labels) logits: the masked-LM head's logits of the label words at the mask."""
         device = self.ids.device
         batch = {key: value.to(device) for key, value in batch.items()}
-        logits = self.model(**batch).logits
-        at_mask = logits[batch["input_ids"] == self.tokenizer.mask_token_id]
-        return at_mask[:, self.ids]
+        masks = batch["input_ids"] == self.tokenizer.mask_token_id
+        # BERT's head is `cls`, RoBERTa's `lm_head`: applied at the masks alone, the vocabulary-wide
+        # projection costs one row per text instead of one per token.
+        head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
+        if head is None:
+            return self.model(**batch).logits[masks][:, self.ids]
+        hidden = self.model.base_model(**batch).last_hidden_state
+        return head(hidden[masks])[:, self.ids]
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

@@ -111,9 +111,9 @@ def zero_shot(test: list[str], truth: np.ndarray, names: list[str], max_length: 
     return found
 
 
-def summary(values: list[float]) -> str:
+def summary(values: list[float], digits: int = 4) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
 def main() -> int:
@@ -133,7 +133,12 @@ def main() -> int:
     parser.add_argument("--only", choices=("tunesmith", "setfit"), help="run one side only")
     parser.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot accuracy")
     parser.add_argument("--output", default="bench/out/fewshot_vs_setfit.json")
+    parser.add_argument("--summarize", nargs="+", metavar="JSON", help="only print the table of earlier outputs")
     args = parser.parse_args()
+    if args.summarize:
+        runs = [run for path in args.summarize for run in json.loads(Path(path).read_text())["runs"]]
+        print(table(runs))
+        return 0
     from tunesmith.data.sampling import per_class_indices
 
     train, test = read(DATA / "train.tsv"), test_rows(read(DATA / "test.tsv"), args.test_rows)
@@ -167,13 +172,45 @@ def main() -> int:
                 print(json.dumps(record), flush=True)
                 Path(args.output).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.output).write_text(json.dumps(result, indent=2))
-    print("\n| shots | library | accuracy (mean ± std) | training s (mean ± std) |\n|---|---|---|---|")
-    for shots in sorted({r["shots"] for r in result["runs"]}):
-        for side in sides:
-            runs = [r for r in result["runs"] if r["shots"] == shots and r["side"] == side]
-            accuracy, seconds = summary([r["accuracy"] for r in runs]), summary([r["train_s"] for r in runs])
-            print(f"| {shots} | {side} | {accuracy} | {seconds} |")
+    print("\n" + table(result["runs"]))
     return 0
+
+
+def table(runs: list[dict]) -> str:
+    """Mean ± std per (shots, library) over the seeds both libraries finished, and the time ratio."""
+    lines = [
+        "| shots per class | library | seeds | accuracy (mean ± std) | training s (mean ± std) | setfit's time / ours "
+        "(range) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for shots in sorted({r["shots"] for r in runs}):
+        done = {
+            side: {r["seed"]: r for r in runs if r["shots"] == shots and r["side"] == side}
+            for side in ("tunesmith", "setfit")
+        }
+        seeds = sorted(set(done["tunesmith"]) & set(done["setfit"])) or sorted(
+            set(done["tunesmith"]) | set(done["setfit"])
+        )
+        for side in ("tunesmith", "setfit"):
+            chosen = [done[side][seed] for seed in seeds if seed in done[side]]
+            if not chosen:
+                continue
+            ratios = [
+                done["setfit"][s]["train_s"] / done["tunesmith"][s]["train_s"]
+                for s in seeds
+                if s in done["setfit"] and s in done["tunesmith"]
+            ]
+            ratio = (
+                f"{statistics.mean(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+                if ratios and side == "tunesmith"
+                else ""
+            )
+            accuracy = summary([r["accuracy"] for r in chosen])
+            seconds = summary([r["train_s"] for r in chosen]).replace("0 ± ", " ± ")
+            lines.append(
+                f"| {shots} | {side} | {', '.join(map(str, [r['seed'] for r in chosen]))} | {accuracy} | {seconds} | {ratio} |"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

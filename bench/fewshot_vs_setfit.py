@@ -206,10 +206,9 @@ def table(runs: list[dict]) -> str:
                 else ""
             )
             accuracy = summary([r["accuracy"] for r in chosen])
-            seconds = summary([r["train_s"] for r in chosen]).replace("0 ± ", " ± ")
-            lines.append(
-                f"| {shots} | {side} | {', '.join(map(str, [r['seed'] for r in chosen]))} | {accuracy} | {seconds} | {ratio} |"
-            )
+            seconds = summary([r["train_s"] for r in chosen], digits=1)
+            names = ", ".join(str(r["seed"]) for r in chosen)
+            lines.append(f"| {shots} | {side} | {names} | {accuracy} | {seconds} | {ratio} |")
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@ from tunesmith.config import (
     AdapterOptions,
     CausalOptions,
     ClassificationOptions,
+    ClozeOptions,
+    ContrastiveOptions,
     DataConfig,
     DoctorOptions,
     FreezeOptions,
@@ -23,6 +25,7 @@ from tunesmith.config import (
     RunConfig,
     SearchOptions,
     TrainingConfig,
+    ZeroShotOptions,
 )
 
 SECTIONS = [
@@ -44,6 +47,9 @@ SECTIONS = [
     AdapterOptions,
     SearchOptions,
     DoctorOptions,
+    ZeroShotOptions,
+    ContrastiveOptions,
+    ClozeOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

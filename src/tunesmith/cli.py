@@ -20,6 +20,7 @@ from typing import Any
 from tunesmith.causal import cli as causal_commands
 from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
 from tunesmith.errors import UserError, brief
+from tunesmith.fewshot import cli as fewshot_commands
 from tunesmith.pretrain import cli as pretrain_commands
 from tunesmith.tasks import TASK_NAMES, TASKS, reading_options
 from tunesmith.train.signals import StopRequested
@@ -36,6 +37,9 @@ EXAMPLES = """examples:
   tunesmith runs --sort validation
   tunesmith export runs/sst2-train --format onnx --quantize int8
   tunesmith serve runs/sst2-train-onnx-int8 --port 8000
+  tunesmith predict --zero-shot --labels World,Sports,Business,Sci/Tech --text "Stocks fell sharply"
+  tunesmith fewshot configs/agnews-fewshot.yaml --shots 8,64 --seeds 5
+  tunesmith select runs/agnews-8shot --pool unlabelled.csv --k 50 --by entropy --output next.csv
 """
 
 # Flags of `train` and the config keys they set.
@@ -156,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict labels for texts",
         description="Predict labels and probabilities with a finished run.",
     )
-    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a finished run (none with --zero-shot)")
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", metavar="TEXT", help="a text to predict for (repeatable)")
     source.add_argument("--input", metavar="FILE", help="a file of texts (same formats as training data)")
@@ -166,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-column", metavar="NAME", help="text column of --input (default: the run's)")
     predict.add_argument("--format", choices=FORMATS, help="format of --input (default: from the extension)")
     predict.add_argument("--output", metavar="FILE", help="write predictions here (.csv, else JSON lines)")
+    zero = predict.add_argument_group("zero-shot (no run: the label prompts' embeddings, docs/little-data.md)")
+    zero.add_argument("--zero-shot", action="store_true", help="classify by similarity to the labels; no RUN_DIR")
+    zero.add_argument(
+        "--labels", metavar="A,B,...", help="comma-separated labels, each NAME or NAME=DESCRIPTION (the prompt's words)"
+    )
+    zero.add_argument(
+        "--template",
+        action="append",
+        metavar="TEXT",
+        help='prompt with {label} (repeatable; "This text is about {label}.")',
+    )
+    zero.add_argument("--model", metavar="NAME_OR_PATH", help='the sentence encoder (default "minilm", bundled)')
     predict.set_defaults(handler=run_predict)
 
     compare = commands.add_parser(
@@ -277,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=run_demo)
     pretrain_commands.register(commands, common)
     causal_commands.register(commands, common)
+    fewshot_commands.register(commands, common)
     return parser
 
 
@@ -341,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
     unknown = [item for item in extra if item not in overrides]
-    if unknown or (overrides and args.command not in {"train", "compare", "search", "doctor", "pretrain"}):
+    if unknown or (overrides and args.command not in {"train", "compare", "search", "doctor", "pretrain", "fewshot"}):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if overrides:
         args.items = [*args.items, *overrides]
@@ -534,6 +551,14 @@ def run_predict(args: argparse.Namespace) -> None:
     # Before the seconds of loading torch and the model:
     if args.text_pair and not args.text:
         raise UserError("--text-pair goes with --text (one --text-pair per --text); --input reads pairs itself.")
+    if args.zero_shot or args.labels or args.template or args.model:
+        from tunesmith.fewshot.cli import predict_zero_shot
+
+        return predict_zero_shot(args)
+    if args.run_dir is None:
+        raise UserError(
+            "predict needs a RUN_DIR (a finished run), or --zero-shot --labels A,B,... to classify by label prompts."
+        )
     run_dir = Path(args.run_dir)
     check_finished(run_dir)
     config = run_config(run_dir)

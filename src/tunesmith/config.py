@@ -87,6 +87,8 @@ class DataConfig(_Section):
     test_split: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Train on a seeded random subset of this many rows (quick experiments).
     max_train_rows: int | None = Field(default=None, gt=0)
+    # Few-shot: train on this many rows of each label, drawn with training.seed (after the splits are carved).
+    shots_per_class: int | None = Field(default=None, gt=0)
     # Also train on every pair with its two texts swapped, doubling the training set. Only for
     # symmetric tasks (paraphrase, similarity), where the order of the texts carries no meaning.
     swap_pairs: bool = False
@@ -350,6 +352,76 @@ class AdapterOptions(_Section):
     target_modules: list[str] | None = None
 
 
+def label_keys_as_text(value: object) -> object:
+    # YAML reads the label 1 in `1: great` as a number; labels are compared as text (tasks/vocabulary.py).
+    return {str(key): item for key, item in value.items()} if isinstance(value, dict) else value
+
+
+MethodName = Literal["finetune", "zero_shot", "contrastive", "cloze"]
+METHODS: tuple[str, ...] = MethodName.__args__
+
+
+class ZeroShotOptions(_Section):
+    """method: zero_shot. A text gets the label whose prompts' embedding is closest (cosine)."""
+
+    # Each label's prompts: these with {label} replaced by its description (or its name); embeddings averaged.
+    templates: list[str] = Field(default_factory=lambda: ["This text is about {label}."], min_length=1)
+    # Label name -> the words that stand for it in the prompts ("Sci/Tech": "science and technology").
+    descriptions: dict[str, str] | None = None
+    # Probabilities are softmax(cosine / temperature); the predicted label does not depend on it.
+    temperature: float = Field(default=0.05, gt=0)
+
+    @field_validator("descriptions", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: object) -> object:
+        return label_keys_as_text(value)
+
+    @field_validator("templates")
+    @classmethod
+    def _placeholder(cls, templates: list[str]) -> list[str]:
+        for template in templates:
+            if "{label}" not in template:
+                raise ValueError(
+                    f"template {brief(template)} has no {{label}} placeholder, so every label gets it alike"
+                )
+        return templates
+
+
+class ContrastiveOptions(_Section):
+    """method: contrastive (SetFit's recipe). The encoder trains on the pairs of each batch, then a head fits."""
+
+    # Passes over the few examples; each step embeds one batch and scores all of its pairs.
+    epochs: int = Field(default=10, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=16, ge=2)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    # Inverse regularisation strength C of the logistic-regression head (scikit-learn's default, 1.0).
+    head_c: float = Field(default=1.0, gt=0)
+
+
+class ClozeOptions(_Section):
+    """method: cloze (PET / LM-BFF): the label is the word a masked-LM head predicts in a template."""
+
+    # {text} is replaced by the text, {mask} by the tokenizer's mask token.
+    template: str = "{text} It was {mask}."
+    # Label name -> the one-token word that stands for it at the mask ("1": great, "0": terrible).
+    verbalizer: dict[str, str] | None = None
+
+    @field_validator("verbalizer", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: object) -> object:
+        return label_keys_as_text(value)
+
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        for placeholder in ("{text}", "{mask}"):
+            if template.count(placeholder) != 1:
+                raise ValueError(f"template {brief(template)} must hold {placeholder} exactly once")
+        return template
+
+
 class SearchRange(_Section):
     """One searched key: a range (low to high, `log` for rates) or a list of choices."""
 
@@ -415,6 +487,9 @@ class RunConfig(_Section):
     # "minilm" (bundled, offline), a local folder, or a Hugging Face model id.
     model: str = "minilm"
     task: TaskName = "classification"
+    # How the model learns: fine-tuning a task head, zero-shot label prompts, or few-shot contrastive
+    # tuning of a sentence encoder (docs/little-data.md).
+    method: MethodName = "finetune"
     # Which parameters train: see docs/strategies.md.
     strategy: StrategyName = "full"
     output_dir: Path | None = None
@@ -437,6 +512,9 @@ class RunConfig(_Section):
     adapter: AdapterOptions = AdapterOptions()
     search: SearchOptions = SearchOptions()
     doctor: DoctorOptions = DoctorOptions()
+    zero_shot: ZeroShotOptions = ZeroShotOptions()
+    contrastive: ContrastiveOptions = ContrastiveOptions()
+    cloze: ClozeOptions = ClozeOptions()
 
     @model_validator(mode="before")
     @classmethod
@@ -495,6 +573,27 @@ class RunConfig(_Section):
                 raise ValueError(
                     f"data.{option} swaps the texts of a pair; task {self.task} tags one token sequence: drop it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _sentence_methods_classify_single_texts(self) -> RunConfig:
+        if self.data.shots_per_class is not None and TASKS[self.task].target != "class":
+            raise ValueError(
+                f"data.shots_per_class draws examples per class; task {self.task} has no class per example"
+            )
+        if self.method == "finetune":
+            return self
+        if self.task != "classification":
+            raise ValueError(f"method {self.method} classifies single texts: set task: classification, or drop method")
+        if self.data.text_pair_column is not None:
+            raise ValueError(
+                f"method {self.method} embeds single texts, not pairs: drop data.text_pair_column, "
+                "or use method finetune"
+            )
+        if self.strategy != "full":
+            raise ValueError(f"strategy {self.strategy} applies to method finetune; method {self.method} takes none")
+        if self.method == "cloze" and not self.cloze.verbalizer:
+            raise ValueError("method cloze needs cloze.verbalizer: one word per label, e.g. {1: great, 0: terrible}")
         return self
 
     def run_name(self) -> str:

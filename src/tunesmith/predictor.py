@@ -66,6 +66,12 @@ class Predictor:
             return load_export(run_dir)
         check_finished(run_dir)
         config = run_config(run_dir)
+        if config.method != "finetune":
+            from tunesmith.fewshot.predictor import ClozePredictor, SentencePredictor
+
+            task = get_task(config, saved_task_state(run_dir))
+            kind = ClozePredictor if config.method == "cloze" else SentencePredictor
+            return kind.from_run(run_dir, config, task)  # type: ignore[return-value]
         full, adapter = run_dir / "model", run_dir / "adapter"
         # The folder is checked before anything is loaded from it, so that damage is named, not half read.
         if (full / "config.json").is_file():

@@ -66,7 +66,8 @@ def describe(folder: Path, root: Path) -> dict[str, Any]:
         "status": status.get("status"),
         "task": task,
         "model": Path(model).name if "/" in model and Path(model).exists() else model,
-        "strategy": config.get("strategy"),
+        # A zero-shot or contrastive run trains no task head under a strategy: its method says what it is.
+        "strategy": config.get("strategy") if config.get("method", "finetune") == "finetune" else config["method"],
         "metric": names[0] if names else None,
         "time": status.get("time"),
         "train_s": (metrics.get("training") or {}).get("train_time_s"),

@@ -51,6 +51,8 @@ RUN_FILES = frozenset(
         "learning_curves.png",
         # pretrain/curve.py
         "pretraining_curve.png",
+        # fewshot/head.py: the linear head of a zero-shot or contrastive run (a cloze run has none).
+        "head.safetensors",
     }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
@@ -91,7 +93,12 @@ def check_finished(run_dir: Path) -> None:
             f"Run folder {run_dir} {what}. Check the path: it is the --output-dir (or runs/<name>) of a "
             "`tunesmith train` that finished."
         )
-    saved = (run_dir / "model" / "config.json", run_dir / "adapter" / "adapter_config.json")
+    # A zero-shot run keeps only its head: it embeds with the backbone its config names.
+    saved = (
+        run_dir / "model" / "config.json",
+        run_dir / "adapter" / "adapter_config.json",
+        run_dir / "head.safetensors",
+    )
     if not any(path.is_file() for path in saved):
         status = read_status(run_dir)
         if status == "finished":

@@ -70,6 +70,10 @@ def load_splits(
             # Fractions are of the whole training file, whatever was carved before.
             train, splits[split] = carve(train, max(1, round(fraction * total)), seed)
             sources[split] = sources["train"]
+    if cfg.shots_per_class is not None:
+        from tunesmith.data.sampling import sample_per_class
+
+        train = sample_per_class(train, cfg.shots_per_class, seed, sources["train"])
     splits["train"] = train
     if len(train) == 0:
         raise UserError(f"{sources['train']}: no training rows left after carving the splits.")

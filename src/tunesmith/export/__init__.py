@@ -97,11 +97,17 @@ def check_request(run_dir: Path, fmt: str, quantize: str | None, examples: int) 
     from tunesmith.runs import run_config
     from tunesmith.tasks import task_info
 
-    if task_info(run_config(run_dir).task).generative:
+    config = run_config(run_dir)
+    if task_info(config.task).generative:
         raise UserError(
             f"{run_dir} is a run of task causal, which export does not handle yet (its parity gate compares "
             "classifier outputs). Its model/ folder is already a plain transformers model (LoRA merged in), "
             "for transformers' pipeline or an ONNX exporter of decoders such as optimum."
+        )
+    if config.method != "finetune":
+        raise UserError(
+            f"{run_dir} is a method {config.method} run, which export does not handle yet (it exports a model with "
+            "a task head). Predict and serve it from the run folder itself: tunesmith predict / serve RUN."
         )
     if quantize is not None and fmt != "onnx":
         raise UserError(f"--quantize {quantize} applies to --format onnx only, not --format {fmt}.")

@@ -51,8 +51,14 @@ def finetune(
     its own progress shows as a bar, or, where stderr is no terminal, as lines of the
     "tunesmith" logger.
     """
+    config = as_config(config)
+    if config.method != "finetune":
+        # Zero-shot and contrastive runs train no task head: their own recipe, on the same stages.
+        from tunesmith.fewshot.recipe import sentence_run
+
+        return sentence_run(config, overwrite, resume)
     with quiet_libraries():
-        plan = plan_run(as_config(config), overwrite, resume)
+        plan = plan_run(config, overwrite, resume)
         loaded = load_data(plan)
         splits = encode_data(plan, loaded)
         findings = examine_data(plan, loaded)

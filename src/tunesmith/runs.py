@@ -45,10 +45,14 @@ RUN_FILES = frozenset(
         "report.md",
         "doctor.json",
         "doctor.md",
+        # Each evaluation example's prediction, which the report reads (evaluate/parts.py).
+        "predictions.jsonl",
         # The report's figures (evaluate/figures.py FIGURES).
         "confusion_matrix.png",
         "per_class_f1.png",
         "learning_curves.png",
+        "reliability.png",
+        "predicted_vs_gold.png",
         # pretrain/curve.py
         "pretraining_curve.png",
     }

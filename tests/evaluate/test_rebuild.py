@@ -56,10 +56,37 @@ def test_report_rebuilds_the_same_report_and_removes_only_its_stale_figures(
     assert (run_copy / "report.md").read_text() == before and (run_copy / "learning_curves.png").is_file()
     # Without history there are no curves: the old figure goes, nothing else does.
     (run_copy / "history.jsonl").unlink()
-    assert write_report(run_copy) == ["confusion_matrix.png", "per_class_f1.png"]
+    assert write_report(run_copy) == ["confusion_matrix.png", "per_class_f1.png", "reliability.png"]
     assert not (run_copy / "learning_curves.png").exists() and (run_copy / "metrics.json").is_file()
 
 
 def test_report_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_predictions_jsonl_holds_each_evaluation_example_as_the_model_predicts_it(trained_run: Path) -> None:
+    from tunesmith.api import load
+    from tunesmith.evaluate.calibration import expected_calibration_error
+    from tunesmith.evaluate.parts import read_examples
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    examples = read_examples(trained_run / "predictions.jsonl")
+    source = (trained_run.parent / "sentiment.csv").read_text().splitlines()
+    predictor = load(trained_run)
+    for split in ("validation", "test"):
+        records = examples[split]
+        assert len(records) == metrics["training"]["examples"][split]
+        # Each record's text is its line's, and its prediction the model's on that text (the rows were
+        # batched longest first and are back in their own order).
+        assert all(source[r["line"] - 1].startswith(r["text"] + ",") for r in records)
+        results = predictor.predict([r["text"] for r in records])
+        assert [r["predicted"] for r in records] == [result["label"] for result in results]
+        assert all(abs(r["confidence"] - result["score"]) < 1e-4 for r, result in zip(records, results, strict=True))
+        accuracy = sum(r["gold"] == r["predicted"] for r in records) / len(records)
+        assert accuracy == metrics[split]["accuracy"]
+        confidence, correct = [r["confidence"] for r in records], [r["gold"] == r["predicted"] for r in records]
+        assert metrics[split]["ece"] == pytest.approx(expected_calibration_error(confidence, correct), abs=1e-5)
+    text = (trained_run / "report.md").read_text()
+    assert f"| validation | {metrics['validation']['ece']:.4f} |" in text and "](reliability.png)" in text
+    assert (trained_run / "reliability.png").read_bytes().startswith(PNG)

@@ -19,6 +19,7 @@ HEADLINE = [
     "precision_macro",
     "recall_macro",
     "mcc",
+    "ece",
     "subset_accuracy",
     "hamming_loss",
     "pearson",

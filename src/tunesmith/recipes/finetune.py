@@ -62,9 +62,9 @@ def finetune(
             data = tokenize_splits(plan, splits)
             model = build_model(plan, len(data.splits["train"]))
             model, summary = train(plan, model, data, run, stop, on_evaluation)
-            metrics = evaluate_splits(plan, model, data)
+            metrics, examples = evaluate_splits(plan, model, data)
             metrics["training"] = training_figures(plan, summary, model, data)
-            save_run(plan, run, model, metrics)
+            save_run(plan, run, model, metrics, examples)
         plan.accelerator.wait_for_everyone()
     return Run(run.path, plan.cfg, metrics)
 

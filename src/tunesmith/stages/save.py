@@ -4,6 +4,7 @@ interrupted if the run ends otherwise."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from tunesmith.evaluate import model_card
+from tunesmith.evaluate.parts import PREDICTIONS
 from tunesmith.evaluate.rebuild import write_report
 from tunesmith.runs import RunFolder, write_atomic
 from tunesmith.strategies import for_plain_transformers, mergeable, write_adapter
@@ -69,8 +71,11 @@ def recording_status(plan: Plan, run: RunFolder) -> Iterator[None]:
         raise
 
 
-def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, Any]) -> None:
-    """Labels, task state, model, final history, metrics and report; then the run is finished.
+def save_run(
+    plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, Any], examples: list[dict[str, Any]]
+) -> None:
+    """Labels, task state, model, final history, metrics, each evaluation example's prediction and the
+    report; then the run is finished.
 
     Every process calls it: under FSDP all take part in gathering the weights the main one saves.
     """
@@ -86,6 +91,7 @@ def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, An
         if name in metrics:
             run.append_history({"split": name, "final": True, "step": steps, **scalars(metrics[name])})
     run.write_json("metrics.json", metrics)
+    write_atomic(run.path / PREDICTIONS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in examples))
     write_report(run.path)
     if (run.path / "model").is_dir():
         # Inside model/, where the Hub looks for it when the folder is pushed.

@@ -184,7 +184,7 @@ def test_train_predict_evaluate_round_trip(
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     assert json.loads((run_dir / "labels.json").read_text()) == ["neg", "pos"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test", "training"}
+    assert set(metrics) == {"validation", "test", "training", "baselines"}
     assert metrics["training"]["examples"] == {"train": 64, "test": 8, "validation": 8}
     assert metrics["training"]["trainable_parameters"] == metrics["training"]["total_parameters"] > 0
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]

@@ -19,6 +19,7 @@ from tunesmith.config import (
     NerOptions,
     PromptOptions,
     RegressionOptions,
+    ReportOptions,
     RunConfig,
     SearchOptions,
     TrainingConfig,
@@ -42,6 +43,7 @@ SECTIONS = [
     AdapterOptions,
     SearchOptions,
     DoctorOptions,
+    ReportOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -390,6 +390,16 @@ class DoctorOptions(_Section):
     label_errors_listed: int = Field(default=20, ge=1)
 
 
+class ReportOptions(_Section):
+    """What the end of a run measures for report.md beyond the run's own scores: see README, "The report"."""
+
+    # Score the majority class (mean target) and a TF-IDF + logistic (ridge) regression on the same
+    # splits (classification and regression), in metrics.json and report.md.
+    baselines: bool = True
+    # Fit the TF-IDF baseline on at most this many training rows (a seeded sample): time stays bounded.
+    baseline_rows: int = Field(default=100_000, ge=10)
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -418,6 +428,7 @@ class RunConfig(_Section):
     adapter: AdapterOptions = AdapterOptions()
     search: SearchOptions = SearchOptions()
     doctor: DoctorOptions = DoctorOptions()
+    report: ReportOptions = ReportOptions()
 
     @model_validator(mode="before")
     @classmethod

@@ -90,3 +90,20 @@ def test_predictions_jsonl_holds_each_evaluation_example_as_the_model_predicts_i
     text = (trained_run / "report.md").read_text()
     assert f"| validation | {metrics['validation']['ece']:.4f} |" in text and "](reliability.png)" in text
     assert (trained_run / "reliability.png").read_bytes().startswith(PNG)
+
+
+def test_the_baselines_table_holds_the_run_and_its_baselines_numbers(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    lines = (trained_run / "report.md").read_text().split("## Baselines", 1)[1].strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    assert header == ["validation accuracy", "validation f1_macro", "test accuracy", "test f1_macro"]
+    rows = {}
+    for line in lines[2:5]:
+        cells = [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+        rows[cells[0]] = [float(cell) for cell in cells[1:]]
+    columns = [column.split() for column in header]
+    assert rows["this run"] == [round(metrics[split][key], 4) for split, key in columns]
+    assert rows["majority class"] == [round(metrics["baselines"]["majority"][split][key], 4) for split, key in columns]
+    assert rows["TF-IDF + logistic regression"] == [
+        round(metrics["baselines"]["tfidf"][split][key], 4) for split, key in columns
+    ]

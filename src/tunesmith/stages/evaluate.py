@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tunesmith.evaluate import calibration
+from tunesmith.evaluate import baselines, calibration
 from tunesmith.stages.data import EVALUATION_SPLITS, TokenizedData
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.tasks.protocol import Task
@@ -66,6 +66,15 @@ def split_records(
     columns = [name for name in ("line", "text", "text_pair") if name in split.column_names]
     values = {name: split[name] for name in columns}
     return [{**{name: values[name][row] for name in columns}, **records[row]} for row in range(len(split))]
+
+
+def baseline_scores(plan: Plan, data: TokenizedData) -> dict[str, Any]:
+    """The baselines' scores on the evaluation splits (evaluate/baselines.py); measured by the main
+    process alone, which writes metrics.json, and only where the task has baselines and they are on."""
+    options = plan.cfg.report
+    if not (options.baselines and plan.accelerator.is_main_process and baselines.applies(plan.task)):
+        return {}
+    return baselines.measure(plan.task, data.splits, EVALUATION_SPLITS, options.baseline_rows, plan.cfg.training.seed)
 
 
 def evaluation_loader(plan: Plan, encoded: datasets.Dataset, swapped: datasets.Dataset | None) -> DataLoader:

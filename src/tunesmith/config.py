@@ -429,6 +429,8 @@ class RunConfig(_Section):
     search: SearchOptions = SearchOptions()
     doctor: DoctorOptions = DoctorOptions()
     report: ReportOptions = ReportOptions()
+    # Trackers fed the history records as training writes them (train/tracking.py); none by default.
+    tracking: list[Literal["tensorboard"]] = []
 
     @model_validator(mode="before")
     @classmethod

@@ -58,7 +58,8 @@ RUN_FILES = frozenset(
     }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
-RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp"})
+# tensorboard/: train/tracking.py.
+RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp", "tensorboard"})
 WRITE_TEST = ".write-test"
 # How many names an error message lists: enough to recognise the folder, not a directory listing.
 LISTED = 5

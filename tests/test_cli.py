@@ -139,7 +139,7 @@ def test_debug_shows_the_traceback(where: str, tmp_path: Path) -> None:
         main([*train, "--debug"] if where == "after the command" else ["--debug", *train])
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "doctor", "runs", "report"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "doctor", "runs", "report", "explain"])
 def test_help_for_every_command(capsys: pytest.CaptureFixture, command: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])

@@ -236,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         parents=[common],
         help="rebuild a finished run's report.md and its figures",
-        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves) from "
-        "the run folder's metrics.json, labels.json, history.jsonl and config.yaml.",
+        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves, "
+        "reliability diagram, predicted against gold) from the run folder's metrics.json, labels.json, "
+        "history.jsonl, predictions.jsonl and config.yaml.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.set_defaults(handler=run_report)

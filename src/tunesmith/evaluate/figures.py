@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,12 @@ def learning_curves(history: list[dict[str, Any]], metric: str, path: Path) -> b
     return True
 
 
-def reliability(splits: dict[str, tuple[list[float], list[bool]]], path: Path) -> None:
+def reliability(splits: dict[str, tuple[list[float], list[bool]]], path: Path, classes: int = 2) -> None:
     """One reliability diagram per split: accuracy against confidence per bin over the diagonal, the
-    bins' example counts below (a bin of three examples says little), the ECE in the title."""
+    bins' example counts below (a bin of three examples says little), the ECE in the title.
+
+    The predicted class's probability is at least 1 / `classes`, so the axis starts at the bin edge below that.
+    """
     import numpy as np
 
     from tunesmith.evaluate.calibration import BINS, expected_calibration_error, reliability_bins
@@ -119,6 +123,7 @@ def reliability(splits: dict[str, tuple[list[float], list[bool]]], path: Path) -
         2, len(splits), figsize=(4.4 * len(splits), 5.6), squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
     )
     width = 1.0 / BINS
+    start = math.floor(BINS / max(classes, 1)) / BINS
     for column, (split, (confidence, correct)) in enumerate(splits.items()):
         bins = reliability_bins(confidence, correct)
         centres = [(b.lower + b.upper) / 2 for b in bins]
@@ -126,27 +131,28 @@ def reliability(splits: dict[str, tuple[list[float], list[bool]]], path: Path) -
         mean_confidence = [b.confidence if b.count else (b.lower + b.upper) / 2 for b in bins]
         top, bottom = axes[0][column], axes[1][column]
         top.bar(centres, accuracy, width=width, color="tab:blue", edgecolor="white", label="accuracy")
-        # The gap to perfect calibration, where the bin has examples.
+        # The gap between accuracy and the bin's mean confidence, hatched over or above the bar, where the bin
+        # has examples: above the bar the model was overconfident, over it underconfident.
         gaps = [(c, a, m) for c, a, m, b in zip(centres, accuracy, mean_confidence, bins, strict=True) if b.count]
         top.bar(
             [c for c, _, _ in gaps],
-            [m - a for _, a, m in gaps],
-            bottom=[a for _, a, _ in gaps],
+            [abs(m - a) for _, a, m in gaps],
+            bottom=[min(a, m) for _, a, m in gaps],
             width=width,
-            color="tab:red",
-            alpha=0.3,
+            facecolor=(0.84, 0.15, 0.16, 0.25),
             edgecolor="tab:red",
-            label="gap to confidence",
+            hatch="//",
+            label="gap to mean confidence",
         )
         top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-        top.set_xlim(0, 1)
+        top.set_xlim(start, 1)
         top.set_ylim(0, 1)
         top.set_ylabel("accuracy")
         ece = expected_calibration_error(confidence, correct)
         top.set_title(f"Reliability ({split}): ECE {ece:.4f}")
         top.legend(loc="upper left", fontsize=8)
         bottom.bar(centres, [b.count for b in bins], width=width, color="tab:grey", edgecolor="white")
-        bottom.set_xlim(0, 1)
+        bottom.set_xlim(start, 1)
         bottom.set_xlabel("confidence (probability of the predicted class)")
         bottom.set_ylabel("examples")
         if max((b.count for b in bins), default=0) > 20 * max(np.median([b.count for b in bins if b.count]), 1):

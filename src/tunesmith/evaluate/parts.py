@@ -84,7 +84,7 @@ def class_figures(context: Context) -> list[str]:
     splits = calibrated_splits(context)
     if not splits:
         return []
-    figures.reliability(splits, context.run_dir / "reliability.png")
+    figures.reliability(splits, context.run_dir / "reliability.png", classes=len(context.names))
     return ["reliability.png"]
 
 

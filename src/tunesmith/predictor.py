@@ -111,6 +111,7 @@ class Predictor:
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         from tunesmith.data.splits import read_labelled
+        from tunesmith.evaluate import calibration
         from tunesmith.stages.data import text_columns, tokenize_split
         from tunesmith.stages.evaluate import prepared_loader
         from tunesmith.tasks.encoding import check_readable
@@ -132,7 +133,12 @@ class Predictor:
         accelerator = Accelerator()
         batch_size = self.config.training.eval_batch_size
         loader = prepared_loader(self.task, self.tokenizer, encoded, swapped, batch_size, accelerator)
-        return evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+        outputs: list = []
+        metrics = evaluate(accelerator.prepare(self.model), loader, accelerator, self.task, outputs)
+        # The calibration error, as the run's metrics.json has it (classification).
+        records = [record for kept, targets in outputs for record in self.task.example_records(kept, targets)]
+        metrics.update(calibration.scores(records))
+        return metrics
 
 
 def within_position_limit(config: RunConfig, model: PreTrainedConfig) -> RunConfig:

@@ -35,3 +35,22 @@ def test_scores_are_given_only_for_records_with_a_confidence() -> None:
     records = [{"gold": "a", "predicted": "a", "confidence": 1.0}, {"gold": "a", "predicted": "b", "confidence": 1.0}]
     assert scores(records) == {"ece": pytest.approx(0.5)}
     assert scores([{"gold": 1.0, "predicted": 2.0}]) == {}
+
+
+def test_evaluating_a_run_on_its_validation_rows_gives_its_calibration_error(trained_run, tmp_path) -> None:
+    import csv
+    import json
+
+    from tunesmith.evaluate.parts import read_examples
+    from tunesmith.predictor import load
+
+    records = read_examples(trained_run / "predictions.jsonl")["validation"]
+    path = tmp_path / "validation.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([r["text"], r["gold"]] for r in records)
+    metrics = load(trained_run).evaluate(path)
+    expected = json.loads((trained_run / "metrics.json").read_text())["validation"]
+    assert metrics["accuracy"] == expected["accuracy"]
+    assert metrics["ece"] == pytest.approx(expected["ece"], abs=1e-5)

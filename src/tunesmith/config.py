@@ -398,6 +398,9 @@ class ReportOptions(_Section):
     baselines: bool = True
     # Fit the TF-IDF baseline on at most this many training rows (a seeded sample): time stays bounded.
     baseline_rows: int = Field(default=100_000, ge=10)
+    # Explain this many of the worst validation errors (integrated gradients, as `tunesmith explain`) in
+    # report.md: the most confident mistakes of classification, the largest errors of regression.
+    explained_errors: int = Field(default=3, ge=0)
 
 
 class RunConfig(_Section):

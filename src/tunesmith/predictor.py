@@ -54,7 +54,9 @@ class Predictor:
 
     @classmethod
     @quiet_libraries(uses_datasets=False)
-    def from_run(cls, run_dir: Path) -> Predictor:
+    def from_run(cls, run_dir: Path, device: Any = None) -> Predictor:
+        """The run's model on `device` (default: where Accelerate would train; a run still being saved
+        passes its own, so that no second Accelerator is made in its process)."""
         run_dir = Path(run_dir)
         from tunesmith.export.folder import is_export, read_manifest
 
@@ -78,7 +80,7 @@ class Predictor:
         task = get_task(config, saved_task_state(run_dir))
         model = task.load_trained(full) if backbone is None else _adapted(task, backbone, adapter)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
-        device = Accelerator().device
+        device = device if device is not None else Accelerator().device
         apply_speedups(model, config.training, device, training=False)
         model.to(device).eval()
         tokenizer = load_tokenizer(source, "run")

@@ -47,6 +47,8 @@ RUN_FILES = frozenset(
         "doctor.md",
         # Each evaluation example's prediction, which the report reads (evaluate/parts.py).
         "predictions.jsonl",
+        # The report's explained errors (stages/save.py).
+        "explanations.json",
         # The report's figures (evaluate/figures.py FIGURES).
         "confusion_matrix.png",
         "per_class_f1.png",

@@ -107,3 +107,21 @@ def test_the_baselines_table_holds_the_run_and_its_baselines_numbers(trained_run
     assert rows["TF-IDF + logistic regression"] == [
         round(metrics["baselines"]["tfidf"][split][key], 4) for split, key in columns
     ]
+
+
+def test_the_worst_errors_are_explained_in_the_report(trained_run: Path) -> None:
+    from tunesmith.evaluate.parts import confident_mistakes, read_examples
+
+    explained = json.loads((trained_run / "explanations.json").read_text())
+    mistakes = confident_mistakes(read_examples(trained_run / "predictions.jsonl")["validation"], count=3)
+    assert [item["line"] for item in explained] == [r["line"] for r in mistakes]
+    for item, mistake in zip(explained, mistakes, strict=True):
+        # The predicted label is explained, and the words add up to its change in probability.
+        assert item["target"] == mistake["predicted"] and item["gold"] == mistake["gold"]
+        total = sum(word["attribution"] for word in item["words"])
+        assert total == pytest.approx(item["score"] - item["baseline_score"], abs=abs(item["delta"]) + 1e-6)
+    text = (trained_run / "report.md").read_text()
+    section = text.split("## Why the model erred (validation)", 1)[1]
+    assert all(
+        f"- line {item['line']}: gold {item['gold']}, predicted {item['target']}:" in section for item in explained
+    )

@@ -53,6 +53,12 @@ def test_a_regression_report_plots_predicted_against_gold_and_lists_the_largest_
     largest = max(abs(r["predicted"] - r["gold"]) for r in records)
     assert errors == sorted(errors, reverse=True) and errors[0] == pytest.approx(largest, abs=5e-4)
     assert "reliability.png" not in text and not (run / "reliability.png").exists()
+    # The largest errors explained: words raising or lowering the predicted value.
+    explained = json.loads((run / "explanations.json").read_text())
+    assert [item["line"] for item in explained] == [
+        r["line"] for r in sorted(records, key=lambda r: -abs(r["predicted"] - r["gold"]))[:3]
+    ]
+    assert "  - raising it: " in text and "  - towards " not in text
 
 
 def test_a_ner_report_sorts_the_entities_into_outcomes_that_agree_with_its_recall(
@@ -73,6 +79,7 @@ def test_a_ner_report_sorts_the_entities_into_outcomes_that_agree_with_its_recal
     for kind, (right, wrong_type, boundary, missed, _) in rows.items():
         assert right + wrong_type + boundary + missed == per_type[kind]["support"]
         assert right / per_type[kind]["support"] == pytest.approx(per_type[kind]["recall"])
+    assert not (run / "explanations.json").exists()  # a tagger's errors are not explained
     records = read_examples(run / "predictions.jsonl")["validation"]
     if any(r["gold"] != r["predicted"] for r in records):
         assert "## Sentences with errors (validation)" in text and "]LOC" in text

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.evaluate import calibration, figures
 
 PREDICTIONS = "predictions.jsonl"
+EXPLANATIONS = "explanations.json"
 # Rows of the tables of single examples and of label pairs.
 SHOWN = 10
 # Characters of an example's text a table row shows.
@@ -35,6 +36,67 @@ class Context:
     names: list[str]
     # predictions.jsonl's records per split.
     examples: dict[str, list[dict[str, Any]]]
+    # explanations.json: the worst errors explained (worst_errors), when the run explained any.
+    explanations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_explanations(path: Path) -> list[dict[str, Any]]:
+    """explanations.json's list; none when it is missing or damaged (the report loses a section, not more)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+
+def worst_errors(target: str, records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The errors worth explaining: the most confident mistakes (a class), the largest errors (a number)."""
+    splits = {name: [r for r in records if r.get("split") == name] for name in ("validation", "test")}
+    split = analysed_split(splits)
+    chosen = splits[split] if split is not None else []
+    if target == "class":
+        return confident_mistakes(chosen, count)
+    if target == "number":
+        wrong = [r for r in chosen if r["predicted"] != r["gold"]]
+        return sorted(wrong, key=lambda r: -abs(r["predicted"] - r["gold"]))[:count]
+    return []
+
+
+def explained_text(context: Context) -> str:
+    """Each explained error: what it was, and the words that pushed the prediction most, either way."""
+    if not context.explanations:
+        return ""
+    split = context.explanations[0].get("split", "validation")
+    lines = [
+        f"## Why the model erred ({split})",
+        "",
+        "The worst errors above, explained as `tunesmith explain` does (integrated gradients on the word "
+        "embeddings): the words that pushed the prediction most, towards it (+) and against it (-).",
+        "",
+    ]
+    for item in context.explanations:
+        words = [w for w in item.get("words", []) if isinstance(w, dict)]
+        ranked = sorted(words, key=lambda w: -w["attribution"])
+        towards = ", ".join(
+            f"{cell(w['text'], 40)} {w['attribution']:+.3f}" for w in ranked[:5] if w["attribution"] > 0
+        )
+        against = ", ".join(
+            f"{cell(w['text'], 40)} {w['attribution']:+.3f}" for w in reversed(ranked[-5:]) if w["attribution"] < 0
+        )
+        gold, predicted = item.get("gold"), item["prediction"]
+        shown = predicted.get("label", predicted.get("value"))
+        shown = f"{shown:.3f}" if isinstance(shown, float) else shown
+        gold = f"{gold:.3f}" if isinstance(gold, float) else gold
+        # A class is pushed towards or away from; a value up or down.
+        up, down = (
+            ("raising it", "lowering it") if "value" in predicted else (f"towards {cell(item['target'])}", "against it")
+        )
+        lines += [
+            f"- line {item.get('line', '?')}: gold {gold}, predicted {shown}: {example_text(item)}",
+            f"  - {up}: {towards or 'none'}",
+            f"  - {down}: {against or 'none'}",
+        ]
+    return "\n".join(lines)
 
 
 def read_examples(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -290,7 +352,8 @@ FIGURES: dict[str, Callable[[Context], list[str]]] = {"class": class_figures, "n
 
 def text(target: str, context: Context) -> str:
     build = TEXTS.get(target)
-    return build(context) if build is not None else ""
+    sections = [build(context) if build is not None else "", explained_text(context)]
+    return "\n\n".join(section for section in sections if section)
 
 
 def draw(target: str, context: Context) -> list[str]:

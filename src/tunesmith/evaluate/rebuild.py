@@ -1,8 +1,8 @@
 """report.md and its figures, built from a run folder's files alone.
 
 The end of a run and `tunesmith report RUN` both come here, so that a rebuilt report is the
-report the run wrote: metrics.json, labels.json, history.jsonl, predictions.jsonl and config.yaml
-are all it reads.
+report the run wrote: metrics.json, labels.json, history.jsonl, predictions.jsonl,
+explanations.json and config.yaml are all it reads.
 """
 
 from __future__ import annotations
@@ -47,7 +47,13 @@ def write_report(run_dir: Path) -> list[str]:
     cfg = run_config(run_dir)
     metrics, names = _json(run_dir / "metrics.json"), _json(run_dir / "labels.json")
     info = TASKS[cfg.task]
-    context = parts.Context(run_dir, metrics, names, parts.read_examples(run_dir / parts.PREDICTIONS))
+    context = parts.Context(
+        run_dir,
+        metrics,
+        names,
+        parts.read_examples(run_dir / parts.PREDICTIONS),
+        parts.read_explanations(run_dir / parts.EXPLANATIONS),
+    )
     drawn = draw(run_dir, cfg.task, cfg.training.metric_for_best, metrics, names, context)
     text = report.render(cfg.run_name(), cfg.model, info, metrics, names)
     examined = parts.text(info.target, context)

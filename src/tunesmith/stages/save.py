@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tunesmith.evaluate import model_card
-from tunesmith.evaluate.parts import PREDICTIONS
+from tunesmith.evaluate.parts import EXPLANATIONS, PREDICTIONS, worst_errors
 from tunesmith.evaluate.rebuild import write_report
 from tunesmith.runs import RunFolder, write_atomic
 from tunesmith.strategies import for_plain_transformers, mergeable, write_adapter
@@ -92,6 +92,7 @@ def save_run(
             run.append_history({"split": name, "final": True, "step": steps, **scalars(metrics[name])})
     run.write_json("metrics.json", metrics)
     write_atomic(run.path / PREDICTIONS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in examples))
+    explain_errors(plan, run, examples)
     write_report(run.path)
     if (run.path / "model").is_dir():
         # Inside model/, where the Hub looks for it when the folder is pushed.
@@ -99,6 +100,28 @@ def save_run(
     run.set_status("finished")
     if not cfg.training.keep_checkpoints:
         shutil.rmtree(run.checkpoints, ignore_errors=True)
+
+
+def explain_errors(plan: Plan, run: RunFolder, examples: list[dict[str, Any]]) -> None:
+    """explanations.json: the worst validation errors explained (report.explained_errors of them), from the
+    saved model as `tunesmith explain` loads it. One process only: under several, the main one would run
+    the model's backward alone."""
+    count, info = plan.cfg.report.explained_errors, plan.task.info
+    (run.path / EXPLANATIONS).unlink(missing_ok=True)
+    if not count or info.token_level or plan.accelerator.num_processes > 1:
+        return
+    chosen = worst_errors(info.target, examples, count)
+    if not chosen:
+        return
+    from tunesmith.evaluate.explain import explain
+    from tunesmith.predictor import Predictor
+
+    predictor = Predictor.from_run(run.path, device=plan.accelerator.device)
+    found = []
+    for record in chosen:
+        explanation = explain(predictor, record["text"], record.get("text_pair")).as_dict()
+        found.append({**explanation, "split": record["split"], "line": record.get("line"), "gold": record["gold"]})
+    write_atomic(run.path / EXPLANATIONS, json.dumps(found, indent=1, ensure_ascii=False) + "\n")
 
 
 def save_trained(plan: Plan, run: RunFolder, model: nn.Module, weights: dict[str, torch.Tensor] | None = None) -> None:

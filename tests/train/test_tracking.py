@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 import tunesmith
 from tunesmith.errors import UserError
@@ -30,9 +31,9 @@ def test_tensorboard_receives_the_history_records_as_they_are_written(tiny_confi
     assert found["validation/accuracy"] == [(r["step"], pytest.approx(r["accuracy"])) for r in evaluations]
 
 
-def test_no_tracker_writes_anything_by_default(tiny_config: dict) -> None:
-    run = tunesmith.finetune(tiny_config).path
-    assert not (run / "tensorboard").exists()
+def test_no_tracker_writes_anything_by_default(trained_run: Path) -> None:
+    assert yaml.safe_load((trained_run / "config.yaml").read_text())["tracking"] == []
+    assert not (trained_run / "tensorboard").exists()
 
 
 def test_an_unknown_tracker_is_refused_with_the_known_ones(tiny_config: dict) -> None:

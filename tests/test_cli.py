@@ -139,7 +139,7 @@ def test_debug_shows_the_traceback(where: str, tmp_path: Path) -> None:
         main([*train, "--debug"] if where == "after the command" else ["--debug", *train])
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "doctor", "runs", "report"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "doctor", "runs", "report", "explain"])
 def test_help_for_every_command(capsys: pytest.CaptureFixture, command: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
@@ -184,7 +184,7 @@ def test_train_predict_evaluate_round_trip(
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     assert json.loads((run_dir / "labels.json").read_text()) == ["neg", "pos"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test", "training"}
+    assert set(metrics) == {"validation", "test", "training", "baselines"}
     assert metrics["training"]["examples"] == {"train": 64, "test": 8, "validation": 8}
     assert metrics["training"]["trainable_parameters"] == metrics["training"]["total_parameters"] > 0
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]

@@ -22,6 +22,7 @@ from tunesmith.config import (
     NerOptions,
     PromptOptions,
     RegressionOptions,
+    ReportOptions,
     RunConfig,
     SearchOptions,
     TrainingConfig,
@@ -50,6 +51,7 @@ SECTIONS = [
     ZeroShotOptions,
     ContrastiveOptions,
     ClozeOptions,
+    ReportOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

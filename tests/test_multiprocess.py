@@ -60,6 +60,10 @@ def test_two_processes_train_one_run_and_evaluate_each_example_once(tiny_model: 
     assert metrics["test"]["per_class"] == alone["per_class"]
     assert metrics["test"]["accuracy"] == alone["accuracy"]
     assert metrics["test"]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+    # Each example's record once, back in its own order, and the same calibration error.
+    records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in records if r["split"] == "test"] == list(range(2, 11))
+    assert metrics["test"]["ece"] == pytest.approx(alone["ece"], abs=1e-5)
 
 
 def train_command(train: Path, validation: Path, run_dir: Path, model: str, batch_size: int) -> list[str]:

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,13 @@ def test_search_starts_from_the_given_config_and_writes_the_best_one(tiny_config
     assert validate_config(saved, "best.yaml").training.batch_size == best_row["params"]["training.batch_size"]
     assert "(given config)" in (folder / "trials.md").read_text()
     assert (folder / "trial-2" / "metrics.json").is_file()
+    # The baselines depend on the data alone: measured by the first trial only, and the best config keeps them on.
+    assert ["baselines" in json.loads((folder / f"trial-{n}" / "metrics.json").read_text()) for n in range(3)] == [
+        True,
+        False,
+        False,
+    ]
+    assert "report" not in best
 
 
 def test_search_space_keys_and_values_are_checked_before_training(tiny_config: dict, tmp_path: Path) -> None:

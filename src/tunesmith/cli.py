@@ -253,11 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         parents=[common],
         help="rebuild a finished run's report.md and its figures",
-        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves) from "
-        "the run folder's metrics.json, labels.json, history.jsonl and config.yaml.",
+        description="Rebuild report.md and its PNG figures (confusion matrix, F1 per class, learning curves, "
+        "reliability diagram, predicted against gold) from the run folder's metrics.json, labels.json, "
+        "history.jsonl, predictions.jsonl and config.yaml.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.set_defaults(handler=run_report)
+
+    explain = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="show which words pushed a finished run's prediction for a text",
+        description="Integrated gradients (captum) on the word embeddings: each word's share in the probability "
+        "of the predicted class (or --target), or in the predicted value for regression.",
+        epilog='example: tunesmith explain runs/sst2 --text "a gorgeous, witty film" --html why.html',
+    )
+    explain.add_argument("run_dir", metavar="RUN_DIR")
+    explain.add_argument("--text", required=True, metavar="TEXT", help="the text to explain")
+    explain.add_argument("--text-pair", metavar="TEXT", help="its second text, for sentence-pair runs")
+    explain.add_argument("--target", metavar="LABEL", help="the label to explain (default: the predicted one)")
+    explain.add_argument("--steps", type=int, default=50, help="integration steps (default 50)")
+    explain.add_argument("--html", metavar="FILE", help="also write a page with the words coloured by attribution")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.set_defaults(handler=run_explain)
 
     runs = commands.add_parser(
         "runs",
@@ -467,6 +485,33 @@ def run_report(args: argparse.Namespace) -> None:
 
     drawn = write_report(run_dir)
     print(f"Written: {run_dir / 'report.md'}" + "".join(f", {run_dir / name}" for name in drawn))
+
+
+def run_explain(args: argparse.Namespace) -> None:
+    from tunesmith.data.splits import check_pairs, check_texts
+    from tunesmith.runs import check_finished, run_config
+
+    # Before the seconds of loading torch and the model:
+    run_dir = Path(args.run_dir)
+    check_finished(run_dir)
+    pairs = [args.text_pair] if args.text_pair is not None else None
+    check_pairs(run_config(run_dir).data, [args.text], pairs)
+    check_texts([args.text], lambda index: f"--text ({brief(args.text)})")
+    if pairs:
+        check_texts(pairs, lambda index: f"--text-pair ({brief(args.text_pair)})")
+    output = Path(args.html) if args.html else None
+    if output is not None and output.is_dir():
+        raise UserError(f"--html {output} is a folder. Give a file name, e.g. {output / 'explanation.html'}.")
+    _quiet_libraries(uses_datasets=False)
+    from tunesmith.evaluate.explain import explain, render_html, render_text
+    from tunesmith.predictor import load
+
+    explanation = explain(load(run_dir), args.text, args.text_pair, args.target, args.steps)
+    if output is not None:
+        _write_output(output, render_html(explanation))
+    print(json.dumps(explanation.as_dict(), indent=2, ensure_ascii=False) if args.json else render_text(explanation))
+    if output is not None and not args.json:
+        print(f"Written: {output}")
 
 
 def run_runs(args: argparse.Namespace) -> None:

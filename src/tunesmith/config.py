@@ -480,6 +480,19 @@ class DoctorOptions(_Section):
     label_errors_listed: int = Field(default=20, ge=1)
 
 
+class ReportOptions(_Section):
+    """What the end of a run measures for report.md beyond the run's own scores: see README, "The report"."""
+
+    # Score the majority class (mean target) and a TF-IDF + logistic (ridge) regression on the same
+    # splits (classification and regression), in metrics.json and report.md.
+    baselines: bool = True
+    # Fit the TF-IDF baseline on at most this many training rows (a seeded sample): time stays bounded.
+    baseline_rows: int = Field(default=100_000, ge=10)
+    # Explain this many of the worst validation errors (integrated gradients, as `tunesmith explain`) in
+    # report.md: the most confident mistakes of classification, the largest errors of regression.
+    explained_errors: int = Field(default=3, ge=0)
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -515,6 +528,9 @@ class RunConfig(_Section):
     zero_shot: ZeroShotOptions = ZeroShotOptions()
     contrastive: ContrastiveOptions = ContrastiveOptions()
     cloze: ClozeOptions = ClozeOptions()
+    report: ReportOptions = ReportOptions()
+    # Trackers fed the history records as training writes them (train/tracking.py); none by default.
+    tracking: list[Literal["tensorboard"]] = []
 
     @model_validator(mode="before")
     @classmethod

@@ -55,7 +55,9 @@ class Predictor:
 
     @classmethod
     @quiet_libraries(uses_datasets=False)
-    def from_run(cls, run_dir: Path) -> Predictor:
+    def from_run(cls, run_dir: Path, device: Any = None) -> Predictor:
+        """The run's model on `device` (default: where Accelerate would train; a run still being saved
+        passes its own, so that no second Accelerator is made in its process)."""
         run_dir = Path(run_dir)
         from tunesmith.export.folder import is_export, read_manifest
 
@@ -85,7 +87,7 @@ class Predictor:
         task = get_task(config, saved_task_state(run_dir))
         model = task.load_trained(full) if backbone is None else _adapted(task, backbone, adapter)
         # Where Accelerate would train: a visible GPU, else the CPU (CUDA_VISIBLE_DEVICES= keeps it there).
-        device = Accelerator().device
+        device = device if device is not None else Accelerator().device
         apply_speedups(model, config.training, device, training=False)
         model.to(device).eval()
         tokenizer = load_tokenizer(source, "run")
@@ -139,6 +141,7 @@ class Predictor:
     def evaluate(self, path: Path, fmt: str | None = None) -> dict[str, Any]:
         """The run's metrics on a labelled file, read with the run's column settings."""
         from tunesmith.data.splits import read_labelled
+        from tunesmith.evaluate import calibration
         from tunesmith.stages.data import text_columns, tokenize_split
         from tunesmith.stages.evaluate import prepared_loader
         from tunesmith.tasks.encoding import check_readable
@@ -161,7 +164,11 @@ class Predictor:
         accelerator = Accelerator()
         batch_size = self.config.training.eval_batch_size
         loader = prepared_loader(self.task, self.tokenizer, encoded, swapped, batch_size, accelerator)
-        metrics = evaluate(accelerator.prepare(self.model), loader, accelerator, self.task)
+        outputs: list = []
+        metrics = evaluate(accelerator.prepare(self.model), loader, accelerator, self.task, outputs)
+        # The calibration error, as the run's metrics.json has it (classification).
+        records = [record for kept, targets in outputs for record in self.task.example_records(kept, targets)]
+        metrics.update(calibration.scores(records))
         if self.task.info.generative:
             metrics.update(self.task.generation_scores(self.model, self.tokenizer, encoded))
         return metrics

@@ -45,10 +45,16 @@ RUN_FILES = frozenset(
         "report.md",
         "doctor.json",
         "doctor.md",
+        # Each evaluation example's prediction, which the report reads (evaluate/parts.py).
+        "predictions.jsonl",
+        # The report's explained errors (stages/save.py).
+        "explanations.json",
         # The report's figures (evaluate/figures.py FIGURES).
         "confusion_matrix.png",
         "per_class_f1.png",
         "learning_curves.png",
+        "reliability.png",
+        "predicted_vs_gold.png",
         # pretrain/curve.py
         "pretraining_curve.png",
         # fewshot/head.py: the linear head of a zero-shot or contrastive run (a cloze run has none).
@@ -56,7 +62,8 @@ RUN_FILES = frozenset(
     }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
-RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp"})
+# tensorboard/: train/tracking.py.
+RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp", "tensorboard"})
 WRITE_TEST = ".write-test"
 # How many names an error message lists: enough to recognise the folder, not a directory listing.
 LISTED = 5

@@ -80,6 +80,9 @@ def search(
         params = {key: _suggest(trial, key, choice) for key, choice in space.items()}
         config = _with(raw, params, name=f"{base.run_name()}-trial-{trial.number}")
         config["output_dir"] = str(folder / f"trial-{trial.number}")
+        if trial.number and isinstance(config.get("report", {}), dict):
+            # The baselines depend on the data alone: the first trial measures them, the others would repeat it.
+            config["report"] = {**config.get("report", {}), "baselines": False}
 
         def report(record: dict[str, Any]) -> None:
             trial.report(record[metric], record["step"])

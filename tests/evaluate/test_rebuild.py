@@ -56,10 +56,72 @@ def test_report_rebuilds_the_same_report_and_removes_only_its_stale_figures(
     assert (run_copy / "report.md").read_text() == before and (run_copy / "learning_curves.png").is_file()
     # Without history there are no curves: the old figure goes, nothing else does.
     (run_copy / "history.jsonl").unlink()
-    assert write_report(run_copy) == ["confusion_matrix.png", "per_class_f1.png"]
+    assert write_report(run_copy) == ["confusion_matrix.png", "per_class_f1.png", "reliability.png"]
     assert not (run_copy / "learning_curves.png").exists() and (run_copy / "metrics.json").is_file()
 
 
 def test_report_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_predictions_jsonl_holds_each_evaluation_example_as_the_model_predicts_it(trained_run: Path) -> None:
+    from tunesmith.api import load
+    from tunesmith.evaluate.calibration import expected_calibration_error
+    from tunesmith.evaluate.parts import read_examples
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    examples = read_examples(trained_run / "predictions.jsonl")
+    source = (trained_run.parent / "sentiment.csv").read_text().splitlines()
+    predictor = load(trained_run)
+    for split in ("validation", "test"):
+        records = examples[split]
+        assert len(records) == metrics["training"]["examples"][split]
+        # Each record's text is its line's, and its prediction the model's on that text (the rows were
+        # batched longest first and are back in their own order).
+        assert all(source[r["line"] - 1].startswith(r["text"] + ",") for r in records)
+        results = predictor.predict([r["text"] for r in records])
+        assert [r["predicted"] for r in records] == [result["label"] for result in results]
+        assert all(abs(r["confidence"] - result["score"]) < 1e-4 for r, result in zip(records, results, strict=True))
+        accuracy = sum(r["gold"] == r["predicted"] for r in records) / len(records)
+        assert accuracy == metrics[split]["accuracy"]
+        confidence, correct = [r["confidence"] for r in records], [r["gold"] == r["predicted"] for r in records]
+        assert metrics[split]["ece"] == pytest.approx(expected_calibration_error(confidence, correct), abs=1e-5)
+    text = (trained_run / "report.md").read_text()
+    assert f"| validation | {metrics['validation']['ece']:.4f} |" in text and "](reliability.png)" in text
+    assert (trained_run / "reliability.png").read_bytes().startswith(PNG)
+
+
+def test_the_baselines_table_holds_the_run_and_its_baselines_numbers(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    lines = (trained_run / "report.md").read_text().split("## Baselines", 1)[1].strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    assert header == ["validation accuracy", "validation f1_macro", "test accuracy", "test f1_macro"]
+    rows = {}
+    for line in lines[2:5]:
+        cells = [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+        rows[cells[0]] = [float(cell) for cell in cells[1:]]
+    columns = [column.split() for column in header]
+    assert rows["this run"] == [round(metrics[split][key], 4) for split, key in columns]
+    assert rows["majority class"] == [round(metrics["baselines"]["majority"][split][key], 4) for split, key in columns]
+    assert rows["TF-IDF + logistic regression"] == [
+        round(metrics["baselines"]["tfidf"][split][key], 4) for split, key in columns
+    ]
+
+
+def test_the_worst_errors_are_explained_in_the_report(trained_run: Path) -> None:
+    from tunesmith.evaluate.parts import confident_mistakes, read_examples
+
+    explained = json.loads((trained_run / "explanations.json").read_text())
+    mistakes = confident_mistakes(read_examples(trained_run / "predictions.jsonl")["validation"], count=3)
+    assert [item["line"] for item in explained] == [r["line"] for r in mistakes]
+    for item, mistake in zip(explained, mistakes, strict=True):
+        # The predicted label is explained, and the words add up to its change in probability.
+        assert item["target"] == mistake["predicted"] and item["gold"] == mistake["gold"]
+        total = sum(word["attribution"] for word in item["words"])
+        assert total == pytest.approx(item["score"] - item["baseline_score"], abs=abs(item["delta"]) + 1e-6)
+    text = (trained_run / "report.md").read_text()
+    section = text.split("## Why the model erred (validation)", 1)[1]
+    assert all(
+        f"- line {item['line']}: gold {item['gold']}, predicted {item['target']}:" in section for item in explained
+    )

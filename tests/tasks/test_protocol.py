@@ -100,6 +100,16 @@ def test_tokenized_batches_train_and_score(fitted) -> None:
     metrics = task.compute_metrics([predicted.numpy()], [labels.numpy()])
     assert set(task.metric_names) - {"loss"} <= set(metrics)
     assert all(np.isfinite(metrics[name]) for name in task.metric_names if name != "loss")
+    # One record per example for the report, in the task's own terms.
+    records = task.example_records(task.example_outputs(logits, labels).numpy(), labels.numpy())
+    assert len(records) == 6 and all({"gold", "predicted"} <= set(record) for record in records)
+    decided = task.compute_metrics([predicted.numpy()], [labels.numpy()])
+    if task.info.target == "class":
+        assert all(0.5 / len(task.names) < r["confidence"] <= 1 and r["predicted"] in task.names for r in records)
+        assert [r["predicted"] for r in records] == [task.names[i] for i in predicted.tolist()]
+        assert decided["accuracy"] == sum(r["gold"] == r["predicted"] for r in records) / 6
+    if task.info.target == "tags":
+        assert [len(r["gold"]) for r in records] == [int((row != -100).sum()) for row in labels]
 
 
 def test_predictions_come_in_input_order_and_survive_a_rebuild(fitted) -> None:

@@ -1,7 +1,8 @@
 """report.md and its figures, built from a run folder's files alone.
 
 The end of a run and `tunesmith report RUN` both come here, so that a rebuilt report is the
-report the run wrote: metrics.json, labels.json, history.jsonl and config.yaml are all it reads.
+report the run wrote: metrics.json, labels.json, history.jsonl, predictions.jsonl,
+explanations.json and config.yaml are all it reads.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
-from tunesmith.evaluate import figures, report
+from tunesmith.evaluate import figures, parts, report
 from tunesmith.run_list import KEY_METRICS
 from tunesmith.runs import run_config, write_atomic
 from tunesmith.tasks import TASKS
@@ -46,8 +47,18 @@ def write_report(run_dir: Path) -> list[str]:
     cfg = run_config(run_dir)
     metrics, names = _json(run_dir / "metrics.json"), _json(run_dir / "labels.json")
     info = TASKS[cfg.task]
-    drawn = draw(run_dir, cfg.task, cfg.training.metric_for_best, metrics, names)
+    context = parts.Context(
+        run_dir,
+        metrics,
+        names,
+        parts.read_examples(run_dir / parts.PREDICTIONS),
+        parts.read_explanations(run_dir / parts.EXPLANATIONS),
+    )
+    drawn = draw(run_dir, cfg.task, cfg.training.metric_for_best, metrics, names, context)
     text = report.render(cfg.run_name(), cfg.model, info, metrics, names)
+    examined = parts.text(info.target, context)
+    if examined:
+        text += "\n" + examined + "\n"
     if drawn:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{name[:-4].replace('_', ' ')}]({name})" for name in drawn) + "\n"
     for stale in set(figures.FIGURES) - set(drawn):  # a figure of an earlier build that no longer applies
@@ -56,7 +67,14 @@ def write_report(run_dir: Path) -> list[str]:
     return drawn
 
 
-def draw(run_dir: Path, task: str, metric: str | None, metrics: dict[str, Any], names: list[str]) -> list[str]:
+def draw(
+    run_dir: Path,
+    task: str,
+    metric: str | None,
+    metrics: dict[str, Any],
+    names: list[str],
+    context: parts.Context | None = None,
+) -> list[str]:
     drawn = []
     for split in ("test", "validation"):
         scores = metrics.get(split)
@@ -71,4 +89,6 @@ def draw(run_dir: Path, task: str, metric: str | None, metrics: dict[str, Any], 
     metric = metric if metric and metric != "loss" else KEY_METRICS[task][0]
     if figures.learning_curves(history(run_dir / "history.jsonl"), metric, run_dir / "learning_curves.png"):
         drawn.append("learning_curves.png")
+    if context is not None:
+        drawn += parts.draw(TASKS[task].target, context)
     return drawn

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tunesmith.run_list import KEY_METRICS
+
 if TYPE_CHECKING:
     from tunesmith.tasks import TaskInfo
 
@@ -19,6 +21,7 @@ HEADLINE = [
     "precision_macro",
     "recall_macro",
     "mcc",
+    "ece",
     "subset_accuracy",
     "hamming_loss",
     "pearson",
@@ -73,6 +76,38 @@ def samples_table(samples: list[dict[str, str]]) -> str:
     return "\n".join(rows)
 
 
+def baselines_table(metrics: dict[str, Any], keys: list[str], target: str) -> str:
+    """The run against each baseline: one row each, one column per split and key metric."""
+    from tunesmith.evaluate.baselines import LABELS
+
+    found, labels = metrics.get("baselines"), LABELS.get(target, {})
+    if not isinstance(found, dict):
+        return ""
+    systems = [name for name in labels if isinstance(found.get(name), dict) and found[name]]
+    columns = [
+        (split, key)
+        for split in ("validation", "test")
+        for key in keys
+        if isinstance(metrics.get(split), dict)
+        and key in metrics[split]
+        and any(key in found[name].get(split, {}) for name in systems)
+    ]
+    if not systems or not columns:
+        return ""
+    rows = ["| | " + " | ".join(f"{split} {key}" for split, key in columns) + " |", "|---|" + "---|" * len(columns)]
+    rows.append("| **this run** | " + " | ".join(f"**{_fmt(metrics[split][key])}**" for split, key in columns) + " |")
+    for name in systems:
+        cells = [_fmt(found[name].get(split, {}).get(key, "")) for split, key in columns]
+        rows.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
+    rows_used = found.get("train_rows")
+    fitted = f" on {rows_used:,} training rows" if isinstance(rows_used, int) else ""
+    note = (
+        "The same splits scored by a model that learns nothing and by a bag of character 1-4-grams (TF-IDF) "
+        f"under a linear model fitted{fitted}; a pair is both sides' vectors and their cosine."
+    )
+    return "\n".join(rows) + "\n\n" + note
+
+
 def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
     what = task.labels_summary.format(count=len(names))
@@ -88,6 +123,10 @@ def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], n
         "",
         metrics_table(metrics),
     ]
+    keys = KEY_METRICS[task.name] + (["mse"] if task.target == "number" else [])
+    compared = baselines_table(metrics, keys, task.target)
+    if compared:
+        parts += ["", "## Baselines", "", compared]
     truncated = {split: count for split, count in training["truncated"].items() if count}
     if truncated:
         counts = ", ".join(

@@ -16,7 +16,7 @@ from tunesmith.predictor import Predictor
 from tunesmith.quiet import quiet_libraries
 from tunesmith.stages.data import encode_data, load_data, tokenize_splits
 from tunesmith.stages.doctor import examine_data, save_findings
-from tunesmith.stages.evaluate import evaluate_splits, training_figures
+from tunesmith.stages.evaluate import baseline_scores, evaluate_splits, training_figures
 from tunesmith.stages.model import build_model
 from tunesmith.stages.plan import plan_run
 from tunesmith.stages.save import open_run_folder, recording_status, save_run
@@ -68,9 +68,12 @@ def finetune(
             data = tokenize_splits(plan, splits)
             model = build_model(plan, len(data.splits["train"]))
             model, summary = train(plan, model, data, run, stop, on_evaluation)
-            metrics = evaluate_splits(plan, model, data)
+            metrics, examples = evaluate_splits(plan, model, data)
             metrics["training"] = training_figures(plan, summary, model, data)
-            save_run(plan, run, model, metrics)
+            scores = baseline_scores(plan, data)
+            if scores:
+                metrics["baselines"] = scores
+            save_run(plan, run, model, metrics, examples)
         plan.accelerator.wait_for_everyone()
     return Run(run.path, plan.cfg, metrics)
 

@@ -1,18 +1,21 @@
 """Evaluate: the task's fitting on validation outputs once training is over, then scores on
-validation and test, and the training figures of metrics.json."""
+validation and test, each example's prediction (predictions.jsonl, which the report reads),
+and the training figures of metrics.json."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tunesmith.evaluate import baselines, calibration
 from tunesmith.stages.data import EVALUATION_SPLITS, TokenizedData
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.tasks.protocol import Task
-from tunesmith.train.batching import eval_loader
+from tunesmith.train.batching import eval_loader, evaluation_order
 from tunesmith.train.loop import TrainSummary, collect, evaluate
 from tunesmith.train.measure import parameter_counts, peak_memory_mb
 
@@ -22,8 +25,9 @@ if TYPE_CHECKING:
     from tunesmith.stages.plan import Plan
 
 
-def evaluate_splits(plan: Plan, model: nn.Module, data: TokenizedData) -> dict[str, Any]:
-    """Metrics per evaluation split, after the task has fitted what it fits on validation."""
+def evaluate_splits(plan: Plan, model: nn.Module, data: TokenizedData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Metrics per evaluation split, after the task has fitted what it fits on validation, and one
+    record per evaluation example (`example_records`), in the splits' row order."""
     task, accelerator = plan.task, plan.accelerator
     loaders = {
         name: evaluation_loader(plan, data.splits[name], data.swapped.get(name))
@@ -38,14 +42,45 @@ def evaluate_splits(plan: Plan, model: nn.Module, data: TokenizedData) -> dict[s
             return predicted, targets
 
     task.after_training(validation)
-    metrics = {name: evaluate(model, loader, accelerator, task) for name, loader in loaders.items()}
+    metrics, examples = {}, []
+    for name, loader in loaders.items():
+        outputs: list[tuple[np.ndarray, np.ndarray]] = []
+        metrics[name] = evaluate(model, loader, accelerator, task, outputs)
+        records = split_records(task, data.splits[name], outputs)
+        metrics[name].update(calibration.scores(records))
+        examples += [{"split": name, **record} for record in records]
     if task.info.generative and accelerator.is_main_process:
         # Scored by generating: exact match and ROUGE-L against the references (tasks/causal.py).
         for name in metrics:
             metrics[name].update(
                 task.generation_scores(accelerator.unwrap_model(model), plan.tokenizer, data.splits[name])
             )
-    return metrics
+    return metrics, examples
+
+
+def split_records(
+    task: Task, split: datasets.Dataset, outputs: list[tuple[np.ndarray, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """`task.example_records` of every row, back in the split's order, with where it came from and its text."""
+    loader_records = [record for kept, targets in outputs for record in task.example_records(kept, targets)]
+    if len(loader_records) != len(split):  # never expected: the loader yields each row once
+        raise RuntimeError(f"{len(loader_records)} example outputs for {len(split)} rows")
+    order = evaluation_order(split) or range(len(split))
+    records: list[dict[str, Any]] = [{}] * len(split)
+    for position, row in enumerate(order):
+        records[row] = loader_records[position]
+    columns = [name for name in ("line", "text", "text_pair") if name in split.column_names]
+    values = {name: split[name] for name in columns}
+    return [{**{name: values[name][row] for name in columns}, **records[row]} for row in range(len(split))]
+
+
+def baseline_scores(plan: Plan, data: TokenizedData) -> dict[str, Any]:
+    """The baselines' scores on the evaluation splits (evaluate/baselines.py); measured by the main
+    process alone, which writes metrics.json, and only where the task has baselines and they are on."""
+    options = plan.cfg.report
+    if not (options.baselines and plan.accelerator.is_main_process and baselines.applies(plan.task)):
+        return {}
+    return baselines.measure(plan.task, data.splits, EVALUATION_SPLITS, options.baseline_rows, plan.cfg.training.seed)
 
 
 def evaluation_loader(plan: Plan, encoded: datasets.Dataset, swapped: datasets.Dataset | None) -> DataLoader:

@@ -27,6 +27,7 @@ from tunesmith.tasks.protocol import Task
 from tunesmith.train.accelerator import make_accelerator
 from tunesmith.train.checkpoints import Checkpoint, sharded
 from tunesmith.train.precision import resolve_precision
+from tunesmith.train.tracking import check_trackers
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> P
         compile=training.compile,
     )
     check_parallelism(strategy, accelerator)
+    check_trackers(cfg.tracking)
     # Every process checks the folder before the main one writes to it, so all decide alike.
     checkpoint, skipped = check_run_folder(cfg, overwrite, resume)
     accelerator.wait_for_everyone()

@@ -4,6 +4,7 @@ interrupted if the run ends otherwise."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from tunesmith.evaluate import model_card
+from tunesmith.evaluate.parts import EXPLANATIONS, PREDICTIONS, worst_errors
 from tunesmith.evaluate.rebuild import write_report
 from tunesmith.runs import RunFolder, write_atomic
 from tunesmith.strategies import for_plain_transformers, mergeable, write_adapter
@@ -69,8 +71,11 @@ def recording_status(plan: Plan, run: RunFolder) -> Iterator[None]:
         raise
 
 
-def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, Any]) -> None:
-    """Labels, task state, model, final history, metrics and report; then the run is finished.
+def save_run(
+    plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, Any], examples: list[dict[str, Any]]
+) -> None:
+    """Labels, task state, model, final history, metrics, each evaluation example's prediction and the
+    report; then the run is finished.
 
     Every process calls it: under FSDP all take part in gathering the weights the main one saves.
     """
@@ -86,6 +91,8 @@ def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, An
         if name in metrics:
             run.append_history({"split": name, "final": True, "step": steps, **scalars(metrics[name])})
     run.write_json("metrics.json", metrics)
+    write_atomic(run.path / PREDICTIONS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in examples))
+    explain_errors(plan, run, examples)
     write_report(run.path)
     if (run.path / "model").is_dir():
         # Inside model/, where the Hub looks for it when the folder is pushed.
@@ -93,6 +100,28 @@ def save_run(plan: Plan, run: RunFolder, model: nn.Module, metrics: dict[str, An
     run.set_status("finished")
     if not cfg.training.keep_checkpoints:
         shutil.rmtree(run.checkpoints, ignore_errors=True)
+
+
+def explain_errors(plan: Plan, run: RunFolder, examples: list[dict[str, Any]]) -> None:
+    """explanations.json: the worst validation errors explained (report.explained_errors of them), from the
+    saved model as `tunesmith explain` loads it. One process only: under several, the main one would run
+    the model's backward alone."""
+    count, info = plan.cfg.report.explained_errors, plan.task.info
+    (run.path / EXPLANATIONS).unlink(missing_ok=True)
+    if not count or info.token_level or plan.accelerator.num_processes > 1:
+        return
+    chosen = worst_errors(info.target, examples, count)
+    if not chosen:
+        return
+    from tunesmith.evaluate.explain import explain
+    from tunesmith.predictor import Predictor
+
+    predictor = Predictor.from_run(run.path, device=plan.accelerator.device)
+    found = []
+    for record in chosen:
+        explanation = explain(predictor, record["text"], record.get("text_pair")).as_dict()
+        found.append({**explanation, "split": record["split"], "line": record.get("line"), "gold": record["gold"]})
+    write_atomic(run.path / EXPLANATIONS, json.dumps(found, indent=1, ensure_ascii=False) + "\n")
 
 
 def save_trained(plan: Plan, run: RunFolder, model: nn.Module, weights: dict[str, torch.Tensor] | None = None) -> None:

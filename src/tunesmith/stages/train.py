@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -11,6 +12,7 @@ from tunesmith.runs import RunFolder
 from tunesmith.stages.data import TokenizedData
 from tunesmith.train.loop import TrainSummary, fit
 from tunesmith.train.signals import GracefulStop
+from tunesmith.train.tracking import Trackers
 
 if TYPE_CHECKING:
     from tunesmith.stages.plan import Plan
@@ -32,7 +34,8 @@ def train(
     `on_evaluation` sees each validation record as it is logged (a search prunes with it).
     """
     write = run.append_history if plan.writes else _ignore
-    with stop.deferred():
+    trackers = Trackers(plan.cfg.tracking if plan.writes else [], run.path, plan.cfg.resolved().model_dump(mode="json"))
+    with stop.deferred(), closing(trackers):
         return fit(
             model,
             data.splits["train"],
@@ -41,7 +44,7 @@ def train(
             plan.task,
             plan.cfg.training,
             plan.accelerator,
-            log=_with_callback(write, on_evaluation),
+            log=_with_callback(trackers.wrap(write), on_evaluation),
             checkpoint_dir=run.checkpoints,
             resume=plan.checkpoint,
             stop=stop,

@@ -198,6 +198,13 @@ class CausalTask:
         loss = float(totals[0] / max(totals[1], 1.0))
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "target_tokens": int(totals[1])}
 
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.predictions(logits, targets)
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Each example's loss per target token (predictions.jsonl); its generation is scored apart."""
+        return [{"loss": float(total / max(count, 1.0)), "target_tokens": int(count)} for total, count in outputs]
+
     def after_training(self, validation: Callable[[], ValidationOutputs] | None) -> None:
         pass
 

@@ -85,6 +85,24 @@ class ClassificationTask(SequenceTask):
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=-1)
 
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.float(), dim=-1)
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Gold and predicted label, the predicted one's probability (`confidence`) and the gold one's."""
+        records = []
+        for probabilities, gold in zip(outputs, targets, strict=True):
+            best = int(np.argmax(probabilities))
+            records.append(
+                {
+                    "gold": self.names[int(gold)],
+                    "predicted": self.names[best],
+                    "confidence": round(float(probabilities[best]), 6),
+                    "gold_probability": round(float(probabilities[int(gold)]), 6),
+                }
+            )
+        return records
+
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Accuracy, P/R/F1 (macro, micro, weighted; binary: F1 of the positive class), MCC, report."""
         # Imported on first use: scikit-learn adds 18 MB to every process, training or not.

@@ -109,6 +109,21 @@ class MultiLabelTask(SequenceTask):
         # Probabilities, not decisions: thresholds may still be tuned on them.
         return torch.sigmoid(logits.float())
 
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.predictions(logits, targets)
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Gold and predicted label sets (the tuned thresholds decide), and each label's probability."""
+        decided = self.decide(outputs)
+        return [
+            {
+                "gold": [name for name, on in zip(self.names, gold, strict=True) if on],
+                "predicted": [name for name, on in zip(self.names, row, strict=True) if on],
+                "probabilities": {name: round(float(p), 6) for name, p in zip(self.names, probabilities, strict=True)},
+            }
+            for probabilities, row, gold in zip(outputs, decided, targets, strict=True)
+        ]
+
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         return (probabilities >= np.array(self.thresholds)).astype(int)
 

@@ -302,6 +302,19 @@ class NerTask:
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=-1).masked_fill(targets == IGNORE, IGNORE)
 
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.predictions(logits, targets)
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Gold and predicted tag of each scored word (words past max_length are not scored)."""
+        records = []
+        for row_pred, row_true in zip(outputs, targets, strict=True):
+            keep = row_true != IGNORE
+            records.append(
+                {"gold": [self.names[i] for i in row_true[keep]], "predicted": [self.names[i] for i in row_pred[keep]]}
+            )
+        return records
+
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Entity-level P/R/F1 (seqeval; conlleval rules, or strict IOB2), per-type report, tag accuracy."""
         # Imported on first use: seqeval brings scikit-learn, 18 MB in every process, training or not.

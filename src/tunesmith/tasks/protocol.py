@@ -97,6 +97,17 @@ class Task(Protocol):
 
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]: ...
 
+    # --- the report's look at single examples (predictions.jsonl) ---
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """What the report keeps of each evaluation example, gathered like `predictions`: the same,
+        except where a decision alone says too little (classification keeps its class probabilities)."""
+        ...
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """One JSON-ready record per row of one gathered batch: `gold` and `predicted` in label names
+        (or the target's units), plus what the task's report parts read (e.g. `confidence`)."""
+        ...
+
     def after_training(self, validation: Callable[[], ValidationOutputs] | None) -> None:
         """Learn what is fitted on validation outputs once training is over (multi-label
         thresholds); `validation` computes them on demand, None without a validation split."""

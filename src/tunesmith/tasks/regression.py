@@ -78,6 +78,16 @@ class RegressionTask(SequenceTask):
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return logits.float().squeeze(-1)
 
+    def example_outputs(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.predictions(logits, targets)
+
+    def example_records(self, outputs: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Gold and predicted value in the targets' own units."""
+        return [
+            {"gold": float(gold) * self.scale + self.shift, "predicted": float(value) * self.scale + self.shift}
+            for value, gold in zip(outputs, targets, strict=True)
+        ]
+
     def compute_metrics(self, predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, Any]:
         """Pearson, Spearman, MSE, RMSE and MAE, in the targets' own units.
 

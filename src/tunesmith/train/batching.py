@@ -109,10 +109,7 @@ def eval_loader(
     With `swapped` (the same pairs in the other order, row for row) each batch is a tuple of
     the two orders' batches, to be averaged (`data.average_pair_orders`).
     """
-    order = None
-    if "length" in split.column_names:
-        lengths = split["length"]
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    order = evaluation_order(split)
     if swapped is None:
         return DataLoader(model_columns(split), batch_size=batch_size * processes, sampler=order, collate_fn=collator)
     if len(swapped) != len(split):
@@ -127,6 +124,14 @@ def eval_loader(
         sampler=order,
         collate_fn=collate_both,
     )
+
+
+def evaluation_order(split: datasets.Dataset) -> list[int] | None:
+    """The rows in the order `eval_loader` batches them (None: as they stand), longest first."""
+    if "length" not in split.column_names:
+        return None
+    lengths = split["length"]
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 class BothOrders(torch.utils.data.Dataset):

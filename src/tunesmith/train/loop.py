@@ -68,12 +68,18 @@ class TrainSummary:
 
 
 def collect(
-    model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Task
+    model: nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    task: Task,
+    examples: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """Per-batch predictions and targets (reduced before gathering) and the exact mean loss.
 
     A loader of both pair orders (`eval_loader(..., swapped=...)`) scores each pair twice,
-    and its predictions and loss come from the mean of the two logits.
+    and its predictions and loss come from the mean of the two logits. With `examples`, each
+    batch's `task.example_outputs` is gathered too and appended to it with the batch's targets,
+    in the loader's order.
     """
     model.eval()
     predicted, targets = [], []
@@ -88,23 +94,33 @@ def collect(
                 logits = (logits + model(**swapped).logits) / 2
             sums, counts = task.loss(logits, labels)
             outputs = (task.predictions(logits, labels), labels, sums, counts)
+            if examples is not None:
+                outputs += (task.example_outputs(logits, labels),)
             # Token tasks' batches differ in length across processes; pad before gathering.
             outputs = tuple(
                 accelerator.pad_across_processes(t, dim=1, pad_index=IGNORE_INDEX) if t.dim() > 1 else t
                 for t in outputs
             )
-            batch_predicted, batch_targets, sums, counts = accelerator.gather_for_metrics(outputs)
+            batch_predicted, batch_targets, sums, counts, *kept = accelerator.gather_for_metrics(outputs)
             predicted.append(batch_predicted.cpu().numpy())
             targets.append(batch_targets.cpu().numpy())
+            if examples is not None:
+                examples.append((kept[0].cpu().numpy(), targets[-1]))
             loss_sum += float(sums.double().sum())
             loss_count += float(counts.double().sum())
     model.train()
     return predicted, targets, loss_sum / max(loss_count, 1.0)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, accelerator: Accelerator, task: Task) -> dict[str, Any]:
-    """The task's metrics plus the mean loss on one split."""
-    predicted, targets, loss = collect(model, loader, accelerator, task)
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    task: Task,
+    examples: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """The task's metrics plus the mean loss on one split (and `collect`'s `examples`)."""
+    predicted, targets, loss = collect(model, loader, accelerator, task, examples)
     metrics = task.compute_metrics(predicted, targets)
     metrics["loss"] = loss
     return metrics

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import datasets
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from tunesmith.config import RunConfig
 from tunesmith.models.backbones import load_tokenizer
 from tunesmith.strategies import Strategy, get_strategy
 from tunesmith.tasks import get_task
+from tunesmith.train.accelerator import make_accelerator
 from tunesmith.train.loop import Session, fit
 
 
@@ -51,7 +51,8 @@ def first_step_gradient(tiny_gpt2: str, batch_size: int, accumulation: int) -> d
 
     full = get_strategy(cfg)
     strategy = Strategy("full", full.prepare, after_step=keep_gradient)
-    accelerator = Accelerator(gradient_accumulation_steps=accumulation)
+    # As a run makes it: a fresh Accelerate state, in float32 (an earlier run may have left bf16 autocast).
+    accelerator = make_accelerator(accumulation, mixed_precision="no")
     fit(model, train, None, tokenizer, task, training, accelerator, lambda record: None,
         Path(tempfile.mkdtemp()), strategy=strategy)  # fmt: skip
     return seen

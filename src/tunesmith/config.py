@@ -272,6 +272,8 @@ class CausalOptions(_Section):
     evaluation_generations: int = Field(default=200, ge=0)
     # The longest answer generated in evaluation and by predict.
     max_new_tokens: int = Field(default=64, gt=0)
+    # QLoRA: load the decoder's weights in 4-bit NF4 (bitsandbytes, CUDA only) and train a peft method on them.
+    load_in_4bit: bool = False
 
 
 class FreezeOptions(_Section):
@@ -570,6 +572,15 @@ class RunConfig(_Section):
         if problem:
             raise ValueError(f"{brief(name)} {problem}. {NAME_HINT}")
         return name
+
+    @model_validator(mode="after")
+    def _four_bits_under_an_adapter(self) -> RunConfig:
+        if self.causal.load_in_4bit and (self.task != "causal" or self.strategy not in ("lora", "adalora", "ia3")):
+            raise ValueError(
+                "causal.load_in_4bit (QLoRA) trains an adapter on frozen 4-bit weights: use it with task causal "
+                "and strategy lora, adalora or ia3"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_virtual_tokens_for_generation(self) -> RunConfig:

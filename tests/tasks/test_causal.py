@@ -151,3 +151,17 @@ def test_virtual_token_strategies_are_refused_for_generation(strategy: str, tmp_
 
     with pytest.raises(UserError, match=f"strategy {strategy} cannot fine-tune task causal yet"):
         validate_config({"task": "causal", "strategy": strategy, "data": {"train": "x.jsonl"}}, "the config")
+
+
+def test_qlora_is_refused_without_a_gpu_or_with_a_full_strategy(tiny_gpt2: str, tmp_path: Path, monkeypatch) -> None:
+    from tunesmith.config import validate_config
+
+    data = write_jsonl(tmp_path / "facts.jsonl", FACTS * 4)
+    config = {"model": tiny_gpt2, "task": "causal", "strategy": "lora", "causal": {"load_in_4bit": True},
+              "output_dir": str(tmp_path / "run"), "data": {"train": str(data)}}  # fmt: skip
+    with pytest.raises(UserError, match="use it with task causal and strategy lora"):
+        validate_config({**config, "strategy": "full"}, "the config")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        tunesmith.finetune(config)
+    assert not (tmp_path / "run").exists()

@@ -91,6 +91,8 @@ def mergeable(cfg: RunConfig) -> bool:
     strategy = get_strategy(cfg)
     if strategy.saved_as == "model":
         return True
+    if cfg.causal.load_in_4bit:  # an adapter does not merge into 4-bit weights
+        return False
     return strategy.saved_as == "peft" and cfg.strategy in peft_methods.MERGEABLE and getattr(cfg, cfg.strategy).merge
 
 

@@ -145,6 +145,8 @@ class CausalTask:
 
     # --- model ---
     def check_backbone(self, backbone: str) -> None:
+        if self.options.load_in_4bit:
+            check_four_bit_loading()
         architectures = getattr(load_config(backbone, "backbone"), "architectures", None) or []
         if not any(name.endswith(CAUSAL_SUFFIXES) for name in architectures):
             shown = ", ".join(architectures) or "none named"
@@ -155,7 +157,10 @@ class CausalTask:
             )
 
     def load_model(self, backbone: str) -> PreTrainedModel:
-        model = load_weights(AutoModelForCausalLM, backbone, "backbone", dtype=torch.float32)
+        if self.options.load_in_4bit:
+            model = load_four_bit(backbone)
+        else:
+            model = load_weights(AutoModelForCausalLM, backbone, "backbone", dtype=torch.float32)
         if self.vocabulary_size and self.vocabulary_size > model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(self.vocabulary_size, mean_resizing=True)
         # Without a cache the model reads packed rows' position ids as separate examples (masking_utils).
@@ -254,3 +259,32 @@ def pad_id(tokenizer: Any) -> int:
         if candidate is not None:
             return candidate
     return 0
+
+
+def check_four_bit_loading() -> None:
+    """QLoRA's 4-bit weights need bitsandbytes and a CUDA GPU: refused before anything is written otherwise."""
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        raise UserError(
+            "causal.load_in_4bit (QLoRA) needs a CUDA GPU (bitsandbytes' 4-bit kernels), and none is visible. "
+            "Train without it (LoRA on the full-precision weights), or on a machine with a GPU."
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("causal.load_in_4bit (QLoRA) needs the bitsandbytes package: pip install bitsandbytes.")
+
+
+def load_four_bit(backbone: str) -> PreTrainedModel:
+    """The decoder in 4-bit NF4 with double quantisation and bfloat16 compute (QLoRA's recipe), its norms and
+    head kept in float32 for training (peft's `prepare_model_for_kbit_training`)."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )  # fmt: skip
+    model = load_weights(
+        AutoModelForCausalLM, backbone, "backbone", quantization_config=quantization, dtype=torch.bfloat16
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -165,3 +165,11 @@ def test_qlora_is_refused_without_a_gpu_or_with_a_full_strategy(tiny_gpt2: str, 
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         tunesmith.finetune(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_data_doctor_points_a_causal_config_to_inspect(tiny_gpt2: str, tmp_path: Path, capsys) -> None:
+    data = write_jsonl(tmp_path / "facts.jsonl", FACTS)
+    config = tmp_path / "sft.yaml"
+    config.write_text(f"model: {tiny_gpt2}\ntask: causal\ndata: {{train: {data}}}\n")
+    assert main(["doctor", str(config)]) == 2
+    assert "tunesmith inspect CONFIG" in capsys.readouterr().err

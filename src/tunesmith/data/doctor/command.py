@@ -15,10 +15,16 @@ DOCTOR_FILES = ("doctor.json", "doctor.md")
 def diagnose(cfg: RunConfig, label_errors: bool) -> DoctorReport:
     """Read the data as `train` would (same carving, same max_length) and examine it."""
     from tunesmith.data.splits import load_splits
+    from tunesmith.errors import UserError
     from tunesmith.models.backbones import check_loadable, load_tokenizer
     from tunesmith.stages.plan import fit_max_length
-    from tunesmith.tasks import reading_options
+    from tunesmith.tasks import TASKS, reading_options
 
+    if TASKS[cfg.task].generative:
+        raise UserError(
+            "The data doctor examines texts and their labels; task causal's rows are prompts and answers. "
+            "`tunesmith inspect CONFIG` shows how they are encoded and what is learnt."
+        )
     backbone = check_loadable(cfg.model)
     cfg = fit_max_length(cfg, backbone)
     loaded = load_splits(cfg.data, cfg.training.seed, **reading_options(cfg))

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# Captured before the autouse fixture below replaces it for most tests.
+from tunesmith.stages.save import explain_errors as real_explain_errors
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TUNESMITH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -36,6 +39,18 @@ def _no_report_figures(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     # (tests/evaluate) draw and check them, and the many other runs trained in-process skip them.
     if request.node.get_closest_marker("figures") is None:
         monkeypatch.setattr("tunesmith.evaluate.rebuild.draw", lambda *args, **kwargs: [])
+
+
+def _skip_explained_errors(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr("tunesmith.stages.save.explain_errors", lambda *args, **kwargs: None)
+
+
+@pytest.fixture(autouse=True)
+def _no_explained_errors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Explaining a run's worst errors (integrated gradients from the saved model) costs about 0.5 s a run; the
+    # tests marked `explained` do it, and the many other runs trained in-process skip it.
+    if request.node.get_closest_marker("explained") is None:
+        _skip_explained_errors(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +209,8 @@ def train_once(tmp_path_factory: pytest.TempPathFactory, model: str, **settings:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("TRANSFORMERS_OFFLINE", "1")
         patch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        # A run shared by many tests keeps everything a run writes, explained errors included.
+        patch.setattr("tunesmith.stages.save.explain_errors", real_explain_errors)
         return tunesmith.finetune(config).path
 
 

@@ -13,7 +13,7 @@ import tunesmith
 from tests.conftest import ner_sentences, write_conll, write_regression_csv
 from tunesmith.evaluate.parts import read_examples
 
-pytestmark = pytest.mark.figures
+pytestmark = [pytest.mark.figures, pytest.mark.explained]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -575,7 +575,8 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _four_bits_under_an_adapter(self) -> RunConfig:
-        if self.causal.load_in_4bit and (self.task != "causal" or self.strategy not in ("lora", "adalora", "ia3")):
+        generative = TASKS[self.task].generative
+        if self.causal.load_in_4bit and (not generative or self.strategy not in ("lora", "adalora", "ia3")):
             raise ValueError(
                 "causal.load_in_4bit (QLoRA) trains an adapter on frozen 4-bit weights: use it with task causal "
                 "and strategy lora, adalora or ia3"
@@ -586,7 +587,7 @@ class RunConfig(_Section):
     def _no_virtual_tokens_for_generation(self) -> RunConfig:
         # peft 0.21.2's generate with virtual tokens fails under transformers 5.25 (its positions overrun the
         # cache), and packed examples would not each see tokens put once before a row.
-        if self.task == "causal" and self.strategy in ("prefix", "prompt", "ptuning"):
+        if TASKS[self.task].generative and self.strategy in ("prefix", "prompt", "ptuning"):
             raise ValueError(
                 f"strategy {self.strategy} cannot fine-tune task causal yet (peft's generation with virtual tokens "
                 "fails under this transformers release): use lora, ia3, bitfit, freeze or full"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tunesmith.errors import UserError
+from tunesmith.tasks import TASKS
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -58,7 +59,7 @@ def run_generate(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     check_finished(run_dir)
     config = run_config(run_dir)
-    if config.task != "causal":
+    if not TASKS[config.task].generative:
         raise UserError(f"{run_dir} is a {config.task} run; generate continues text with a run of task causal.")
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens or config.causal.max_new_tokens, sample=args.sample,
@@ -112,7 +113,7 @@ def run_inspect(args: argparse.Namespace) -> None:
     if config_path is None:
         raise UserError("Give the config to inspect: tunesmith inspect CONFIG.")
     cfg = load_config(config_path, {}, assignments)
-    if cfg.task != "causal":
+    if not TASKS[cfg.task].generative:
         raise UserError(f"inspect shows what task causal learns; {config_path} has task {cfg.task}.")
     if args.examples <= 0:
         raise UserError(f"--examples must be at least 1 (got {args.examples}).")

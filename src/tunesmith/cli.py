@@ -629,9 +629,16 @@ def run_predict(args: argparse.Namespace) -> None:
     from tunesmith.predictor import load
 
     results = load(run_dir).predict(texts, pairs)
+    _show_predictions(output, rows, texts, results, one_per_line=bool(args.text))
+
+
+def _show_predictions(
+    output: Path | None, rows: list[dict[str, Any]], texts: list[str], results: list[dict[str, Any]], one_per_line: bool
+) -> None:
+    """Predictions to --output (CSV or JSON lines), else to stdout: a line per --text, JSON lines for a file."""
     if output:
         _write_output(output, _format_predictions(rows, results, as_csv=output.suffix.lower() == ".csv"))
-    elif args.text:
+    elif one_per_line:
         for text, result in zip(texts, results, strict=True):
             print(f"{_one_line(result)}\t{text}")
     else:

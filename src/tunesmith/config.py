@@ -611,7 +611,7 @@ class RunConfig(_Section):
             )
         if self.method == "finetune":
             return self
-        if self.task != "classification":
+        if TASKS[self.task].target != "class":
             raise ValueError(f"method {self.method} classifies single texts: set task: classification, or drop method")
         if self.data.text_pair_column is not None:
             raise ValueError(

@@ -92,7 +92,7 @@ def test_packed_rows_count_their_examples_and_the_truncated_ones() -> None:
     import datasets
 
     from tunesmith.causal.packing import pack
-    from tunesmith.stages.evaluate import examples
+    from tunesmith.stages.evaluate import example_count
     from tunesmith.tasks.encoding import count_truncated
 
     lengths = [8, 3, 5, 8, 2]
@@ -101,5 +101,5 @@ def test_packed_rows_count_their_examples_and_the_truncated_ones() -> None:
         "truncated": [1, 0, 0, 1, 0],
     })  # fmt: skip
     packed = pack(split, 8)
-    assert examples(packed) == 5 and count_truncated(packed, 8) == 2
+    assert example_count(packed) == 5 and count_truncated(packed, 8) == 2
     assert max(packed["length"]) <= 8 and len(packed) == 4

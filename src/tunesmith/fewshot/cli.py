@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tunesmith.config import FORMATS, DataConfig
 from tunesmith.errors import UserError, brief
+from tunesmith.tasks import TASKS
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -61,7 +62,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def predict_zero_shot(args: argparse.Namespace) -> None:
     """predict --zero-shot: no run folder; the labels, templates and encoder come from the flags."""
-    from tunesmith.cli import _check_output, _format_predictions, _one_line, _quiet_libraries, _write_output
+    from tunesmith.cli import _check_output, _quiet_libraries, _show_predictions
     from tunesmith.data.readers import check_exists
     from tunesmith.data.splits import check_texts, read_texts
     from tunesmith.fewshot.labels import parse_labels
@@ -100,14 +101,7 @@ def predict_zero_shot(args: argparse.Namespace) -> None:
     from tunesmith.fewshot.predictor import zero_shot_predictor
 
     predictor = zero_shot_predictor(args.model or "minilm", names, descriptions, templates)
-    results = predictor.predict(texts)
-    if output:
-        _write_output(output, _format_predictions(rows, results, as_csv=output.suffix.lower() == ".csv"))
-    elif args.text:
-        for text, result in zip(texts, results, strict=True):
-            print(f"{_one_line(result)}\t{text}")
-    else:
-        sys.stdout.write(_format_predictions(rows, results, as_csv=False))
+    _show_predictions(output, rows, texts, predictor.predict(texts), one_per_line=bool(args.text))
 
 
 def run_fewshot(args: argparse.Namespace) -> None:
@@ -139,7 +133,7 @@ def run_select(args: argparse.Namespace) -> None:
         raise UserError(f"--k {args.k}: give how many texts to choose, at least 1.")
     check_finished(run_dir)
     config = run_config(run_dir)
-    if config.task != "classification":
+    if TASKS[config.task].target != "class":
         raise UserError(
             f"select scores texts by a classifier's probabilities; {run_dir} is a {config.task} run. "
             "Use a classification run."

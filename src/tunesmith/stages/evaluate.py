@@ -118,7 +118,7 @@ def training_figures(plan: Plan, summary: TrainSummary, model: nn.Module, data: 
         "best_step": summary.best_step,
         "best_metric": summary.best_metric,
         "stopped_early": summary.stopped_early,
-        "examples": {name: examples(split) for name, split in data.splits.items()},
+        "examples": {name: example_count(split) for name, split in data.splits.items()},
         # Examples whose tokens reached max_length, i.e. were (or may have been) cut.
         "truncated": {name: count_truncated(split, max_length) for name, split in data.splits.items()},
         # A generative task's examples that truncation left nothing to learn, kept out of training and the loss.
@@ -129,6 +129,6 @@ def training_figures(plan: Plan, summary: TrainSummary, model: nn.Module, data: 
     }
 
 
-def examples(split: datasets.Dataset) -> int:
+def example_count(split: datasets.Dataset) -> int:
     """The examples of a split; packed rows (a generative task's) say how many each holds."""
     return sum(split["examples"]) if "examples" in split.column_names else len(split)

@@ -7,18 +7,23 @@ with --debug, because a traceback for a typo in a column name helps nobody.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
-import os
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tunesmith.causal import cli as causal_commands
-from tunesmith.config import FORMATS, STRATEGIES, DataConfig, RunConfig
+from tunesmith.commands import (
+    check_output_file,
+    run_data_config,
+    show_predictions,
+    silence_libraries,
+    split_items,
+    write_output,
+)
+from tunesmith.config import FORMATS, STRATEGIES, RunConfig
 from tunesmith.errors import UserError, brief
 from tunesmith.fewshot import cli as fewshot_commands
 from tunesmith.pretrain import cli as pretrain_commands
@@ -412,12 +417,12 @@ def main(argv: list[str] | None = None) -> int:
 def run_train(args: argparse.Namespace) -> None:
     from tunesmith.config import load_config
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     flags = {TRAIN_FLAGS[key]: value for key, value in vars(args).items() if key in TRAIN_FLAGS and value is not None}
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to train on: give a config file (tunesmith train CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
-    _quiet_libraries()  # seconds of torch and transformers: after the config is known good
+    silence_libraries()  # seconds of torch and transformers: after the config is known good
     from tunesmith.api import finetune
 
     run = finetune(cfg, overwrite=args.overwrite, resume=args.resume)
@@ -429,10 +434,10 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.compare import compare, parse_strategies
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     if config_path is None:
         raise UserError("compare needs a config file: tunesmith compare CONFIG --strategies full,lora")
     strategies = parse_strategies(args.strategies)
@@ -443,10 +448,10 @@ def run_compare(args: argparse.Namespace) -> None:
 
 
 def run_search(args: argparse.Namespace) -> None:
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.search import search
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     if config_path is None:
         raise UserError("search needs a config file: tunesmith search CONFIG --trials 8")
     if args.trials < 1:
@@ -461,14 +466,14 @@ def run_doctor(args: argparse.Namespace) -> None:
     from tunesmith.config import load_config
     from tunesmith.data.doctor import command, render
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     flags = {TRAIN_FLAGS[key]: value for key, value in vars(args).items() if key in TRAIN_FLAGS and value is not None}
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to examine: give a config file (tunesmith doctor CONFIG) or --data FILE.")
     cfg = load_config(config_path, flags, assignments)
     output = Path(args.output_dir) if args.output_dir else Path("runs") / f"{cfg.run_name()}-doctor"
     command.check_folder(output)  # before the seconds of reading and tokenizing
-    _quiet_libraries()
+    silence_libraries()
     report = command.diagnose(cfg, label_errors=not args.no_label_errors)
     command.write_report(output, report)
     print(render.to_json(report) if args.json else render.table(report), end="" if args.json else "\n")
@@ -502,13 +507,13 @@ def run_explain(args: argparse.Namespace) -> None:
     output = Path(args.html) if args.html else None
     if output is not None and output.is_dir():
         raise UserError(f"--html {output} is a folder. Give a file name, e.g. {output / 'explanation.html'}.")
-    _quiet_libraries(uses_datasets=False)
+    silence_libraries(uses_datasets=False)
     from tunesmith.evaluate.explain import explain, render_html, render_text
     from tunesmith.predictor import load
 
     explanation = explain(load(run_dir), args.text, args.text_pair, args.target, args.steps)
     if output is not None:
-        _write_output(output, render_html(explanation))
+        write_output(output, render_html(explanation))
     print(json.dumps(explanation.as_dict(), indent=2, ensure_ascii=False) if args.json else render_text(explanation))
     if output is not None and not args.json:
         print(f"Written: {output}")
@@ -524,9 +529,8 @@ def run_runs(args: argparse.Namespace) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     output = Path(args.output_dir)
     _check_demo_folder(output)  # before the seconds of loading torch
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.api import finetune
-    from tunesmith.config import RunConfig
 
     data = resources.files("tunesmith.data") / "demo" / "support_tickets.csv"
     cfg = RunConfig.model_validate(
@@ -572,20 +576,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     run_dir, data = Path(args.run_dir), Path(args.data)
     check_finished(run_dir)
     check_exists(data)
-    output = _check_output(args.output, run_dir, {"--data": data})
+    output = check_output_file(args.output, run_dir, {"--data": data})
     from tunesmith.data.splits import read_labelled
 
     # Its columns and rows too. The predictor reads the file again: 0.6 s for SST-2's 67,349
     # training rows, against minutes of scoring them, and an error no longer waits for the model.
     config = run_config(run_dir)
-    read_labelled(data, _data_config(config, args.format), **reading_options(config))
-    _quiet_libraries()
+    read_labelled(data, run_data_config(config, args.format), **reading_options(config))
+    silence_libraries()
     from tunesmith.predictor import load
 
     metrics = load(args.run_dir).evaluate(Path(args.data), args.format)
     _print_table({"metrics": metrics})
     if output:
-        _write_output(output, json.dumps(metrics, indent=2) + "\n")
+        write_output(output, json.dumps(metrics, indent=2) + "\n")
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -616,33 +620,20 @@ def run_predict(args: argparse.Namespace) -> None:
         rows = [{"text": text} for text in texts]
         for row, pair in zip(rows, pairs or [], strict=False):
             row["text_pair"] = pair
-        output = _check_output(args.output, run_dir, {})
+        output = check_output_file(args.output, run_dir, {})
     else:
         source = Path(args.input)
         check_exists(source)
-        output = _check_output(args.output, run_dir, {"--input": source})
-        data_config = _data_config(config, args.format)
+        output = check_output_file(args.output, run_dir, {"--input": source})
+        data_config = run_data_config(config, args.format)
         token_level = TASKS[config.task].token_level
         read = read_texts(source, data_config, token_level, args.text_column)
         texts, pairs, rows = read.texts, read.pairs, read.rows
-    _quiet_libraries(uses_datasets=False)
+    silence_libraries(uses_datasets=False)
     from tunesmith.predictor import load
 
     results = load(run_dir).predict(texts, pairs)
-    _show_predictions(output, rows, texts, results, one_per_line=bool(args.text))
-
-
-def _show_predictions(
-    output: Path | None, rows: list[dict[str, Any]], texts: list[str], results: list[dict[str, Any]], one_per_line: bool
-) -> None:
-    """Predictions to --output (CSV or JSON lines), else to stdout: a line per --text, JSON lines for a file."""
-    if output:
-        _write_output(output, _format_predictions(rows, results, as_csv=output.suffix.lower() == ".csv"))
-    elif one_per_line:
-        for text, result in zip(texts, results, strict=True):
-            print(f"{_one_line(result)}\t{text}")
-    else:
-        sys.stdout.write(_format_predictions(rows, results, as_csv=False))
+    show_predictions(output, rows, texts, results, one_per_line=bool(args.text))
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -658,7 +649,7 @@ def run_export(args: argparse.Namespace) -> None:
         from tunesmith.data.readers import check_exists
 
         check_exists(Path(args.data))
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.export import export_run
     from tunesmith.export.parity import Gate
 
@@ -690,135 +681,10 @@ def run_serve(args: argparse.Namespace) -> None:
     from tunesmith.serve.settings import settings_from_args
 
     settings = settings_from_args(args)  # before loading the model: a taken port or a missing key file fails at once
-    _quiet_libraries(uses_datasets=False)
+    silence_libraries(uses_datasets=False)
     from tunesmith.serve import serve
 
     serve(Path(args.path), settings)
-
-
-def _check_output(output: str | None, run_dir: Path, inputs: dict[str, Path]) -> Path | None:
-    """--output as a path, refused before any work where writing it would destroy an input
-    (the same file by another path, a link or a hard link; a file of the run folder) or must fail."""
-    if output is None:
-        return None
-    path = Path(output)
-    for flag, source in inputs.items():
-        if _same_file(path, source):
-            raise UserError(
-                f"--output {path} is the {flag} file {source} (the same file, by another path or through a link), "
-                "and writing the results there would destroy it. Give --output a new file name."
-            )
-        if source.is_dir() and path.resolve().is_relative_to(source.resolve()):
-            raise UserError(
-                f"--output {path} lies inside the {flag} folder {source}, a saved dataset that is not tunesmith's "
-                "to change. Write the results outside it."
-            )
-    if path.exists() and path.resolve().is_relative_to(run_dir.resolve()):
-        raise UserError(
-            f"--output {path} is a file of the run folder {run_dir}, which writing the results would replace. "
-            "Give --output a file outside the run folder, or a new file name."
-        )
-    if path.is_dir():
-        raise UserError(f"--output {path} is a folder. Give a file name, e.g. {path / 'predictions.csv'}.")
-    if not path.parent.is_dir():
-        raise UserError(f"--output {path}: the folder {path.parent} does not exist. Create it, or write elsewhere.")
-    return path
-
-
-def _same_file(path: Path, other: Path) -> bool:
-    try:
-        return path.exists() and os.path.samefile(path, other)
-    except OSError:
-        return False
-
-
-def _data_config(config: RunConfig, fmt: str | None) -> DataConfig:
-    """The run's data settings, with --format in place of the saved format when given."""
-    return config.data.model_copy(update={"format": fmt}) if fmt else config.data
-
-
-def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
-    configs = [item for item in items if "=" not in item]
-    if len(configs) > 1:
-        raise UserError(f"Give one config file, not {len(configs)}: {', '.join(configs)}.")
-    return (Path(configs[0]) if configs else None), [item for item in items if "=" in item]
-
-
-def _one_line(result: dict[str, Any]) -> str:
-    """A prediction as a short line: label and score, value, labels, or entities."""
-    if "label" in result:
-        return f"{result['label']}\t{result['score']:.4f}"
-    if "value" in result:
-        return f"{result['value']:.4f}"
-    if "labels" in result:
-        return ",".join(result["labels"]) or "(none)"
-    return " ".join(f"[{e['text']}]{e['type']}" for e in result["entities"]) or "(no entities)"
-
-
-def _csv_fields(result: dict[str, Any]) -> dict[str, str]:
-    """A prediction's flat fields for CSV: a p_<label> column per probability, lists joined, entities as JSON."""
-    fields = {}
-    for key, value in result.items():
-        if key == "probabilities":
-            fields.update({f"p_{name}": f"{probability:.6f}" for name, probability in value.items()})
-        elif key == "entities":
-            fields[key] = json.dumps(value, ensure_ascii=False)
-        elif isinstance(value, list):
-            fields[key] = ",".join(value)
-        elif isinstance(value, float):
-            fields[key] = f"{value:.6f}"
-        else:
-            fields[key] = str(value)
-    return fields
-
-
-def _csv_value(value: Any) -> str:
-    """An input value as a CSV field: as read for text files; JSON for lists and objects; nothing for null."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def _format_predictions(rows: list[dict[str, Any]], results: list[dict[str, Any]], as_csv: bool) -> str:
-    """One line (JSON) or row (CSV) per input row, in input order: the row's columns, then the prediction's.
-
-    An input column named like a prediction field (a labelled file's "label") is written as
-    input_<name>, so that neither hides the other.
-    """
-    predicted = [_csv_fields(result) for result in results] if as_csv else results
-    fields = list(predicted[0]) if predicted else ["label", "score"]
-    taken = set(fields) | set(rows[0] if rows else [])
-    names = {}
-    for name in rows[0] if rows else []:
-        new = name
-        while new in fields or (new != name and new in taken):
-            new = f"input_{new}"
-        taken.add(new)
-        names[name] = new
-    joined = [
-        {**{names[key]: value for key, value in row.items()}, **result}
-        for row, result in zip(rows, predicted, strict=True)
-    ]
-    if not as_csv:
-        return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in joined)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    header = [*names.values(), *fields]
-    writer.writerow(header)
-    for row in joined:
-        writer.writerow([_csv_value(row.get(name)) for name in header])
-    return buffer.getvalue()
-
-
-def _write_output(path: Path, text: str) -> None:
-    from tunesmith.runs import write_atomic
-
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise UserError(f"Cannot write {path} ({exc.strerror}). Check the folder exists and is writable.") from None
 
 
 def _print_table(columns: dict[str, dict[str, Any]]) -> None:
@@ -864,25 +730,6 @@ def _route_notices() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         notices.addHandler(handler)
         notices.setLevel(logging.INFO)
-
-
-def _quiet_libraries(uses_datasets: bool = True) -> None:
-    """Silence transformers' chatter, and datasets' unless `uses_datasets` is False: `predict`
-    reads no Dataset, and importing datasets costs 80 MB. The imports take seconds, so each
-    command calls this only once its own input has passed the quick checks: a typo is answered at once."""
-    # Loading a backbone into a new head always "misses" the head's weights; that is expected.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    # peft asks transformers a question transformers has renamed; the warning is not the user's to fix.
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    hf_logging.disable_progress_bar()
-    if uses_datasets:
-        import datasets
-
-        datasets.disable_progress_bars()
 
 
 def _version() -> str:

@@ -2,7 +2,7 @@
 
 Loading a backbone into a new head always "misses" the head's weights (transformers' LOAD REPORT),
 and datasets draws a bar for every map; neither is the user's to act on. The command line turns
-them off for its whole process (`cli._quiet_libraries`); the Python API runs in the user's
+them off for its whole process (`commands.silence_libraries`); the Python API runs in the user's
 process, so `quiet_libraries` turns them off only while tunesmith works, through the libraries'
 own switches, and restores what was set before, whoever set it.
 """

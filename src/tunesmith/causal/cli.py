@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from tunesmith.commands import check_output_file, silence_libraries, split_items, write_output
 from tunesmith.errors import UserError
 from tunesmith.tasks import TASKS
 
@@ -52,7 +53,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def run_generate(args: argparse.Namespace) -> None:
     from tunesmith.causal.generation import GenerationSettings
-    from tunesmith.cli import _check_output, _quiet_libraries, _write_output
     from tunesmith.data.readers import check_exists
     from tunesmith.runs import check_finished, run_config
 
@@ -68,13 +68,13 @@ def run_generate(args: argparse.Namespace) -> None:
     settings.check()
     if args.prompt:
         rows = [{"prompt": prompt} for prompt in args.prompt]
-        prompts, output = args.prompt, _check_output(args.output, run_dir, {})
+        prompts, output = args.prompt, check_output_file(args.output, run_dir, {})
     else:
         source = Path(args.input)
         check_exists(source)
-        output = _check_output(args.output, run_dir, {"--input": source})
+        output = check_output_file(args.output, run_dir, {"--input": source})
         prompts, rows = read_prompts(source, args.prompt_column or config.data.text_column)
-    _quiet_libraries(uses_datasets=False)
+    silence_libraries(uses_datasets=False)
     from tunesmith.predictor import load
 
     generated = load(run_dir).generate(prompts, settings, chat=args.chat)
@@ -83,7 +83,7 @@ def run_generate(args: argparse.Namespace) -> None:
             json.dumps({**row, "generated_text": text}, ensure_ascii=False)
             for row, text in zip(rows, generated, strict=True)
         ]
-        _write_output(output, "\n".join(lines) + "\n")
+        write_output(output, "\n".join(lines) + "\n")
         return
     for text in generated:
         sys.stdout.write(text + "\n")
@@ -106,10 +106,9 @@ def read_prompts(path: Path, column: str) -> tuple[list[str], list[dict]]:
 
 
 def run_inspect(args: argparse.Namespace) -> None:
-    from tunesmith.cli import _quiet_libraries, _split_items
     from tunesmith.config import load_config
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     if config_path is None:
         raise UserError("Give the config to inspect: tunesmith inspect CONFIG.")
     cfg = load_config(config_path, {}, assignments)
@@ -117,7 +116,7 @@ def run_inspect(args: argparse.Namespace) -> None:
         raise UserError(f"inspect shows what task causal learns; {config_path} has task {cfg.task}.")
     if args.examples <= 0:
         raise UserError(f"--examples must be at least 1 (got {args.examples}).")
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.causal.audit import audit
     from tunesmith.data.splits import load_splits
     from tunesmith.models.backbones import check_loadable, load_tokenizer

@@ -11,6 +11,15 @@ import os
 import sys
 from pathlib import Path
 
+from tunesmith.commands import (
+    check_output_file,
+    format_predictions,
+    run_data_config,
+    show_predictions,
+    silence_libraries,
+    split_items,
+    write_output,
+)
 from tunesmith.config import FORMATS, DataConfig
 from tunesmith.errors import UserError, brief
 from tunesmith.tasks import TASKS
@@ -62,7 +71,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def predict_zero_shot(args: argparse.Namespace) -> None:
     """predict --zero-shot: no run folder; the labels, templates and encoder come from the flags."""
-    from tunesmith.cli import _check_output, _quiet_libraries, _show_predictions
     from tunesmith.data.readers import check_exists
     from tunesmith.data.splits import check_texts, read_texts
     from tunesmith.fewshot.labels import parse_labels
@@ -89,32 +97,31 @@ def predict_zero_shot(args: argparse.Namespace) -> None:
         texts = args.text
         check_texts(texts, lambda index: f"--text number {index + 1} ({brief(texts[index])})")
         rows = [{"text": text} for text in texts]
-        output = _check_output(args.output, Path(os.devnull), {})
+        output = check_output_file(args.output, Path(os.devnull), {})
     else:
         source = Path(args.input)
         check_exists(source)
-        output = _check_output(args.output, Path(os.devnull), {"--input": source})
+        output = check_output_file(args.output, Path(os.devnull), {"--input": source})
         data_config = DataConfig(train=source, format=args.format or "auto")
         read = read_texts(source, data_config, False, args.text_column or "text")
         texts, rows = read.texts, read.rows
-    _quiet_libraries(uses_datasets=False)
+    silence_libraries(uses_datasets=False)
     from tunesmith.fewshot.predictor import zero_shot_predictor
 
     predictor = zero_shot_predictor(args.model or "minilm", names, descriptions, templates)
-    _show_predictions(output, rows, texts, predictor.predict(texts), one_per_line=bool(args.text))
+    show_predictions(output, rows, texts, predictor.predict(texts), one_per_line=bool(args.text))
 
 
 def run_fewshot(args: argparse.Namespace) -> None:
-    from tunesmith.cli import _quiet_libraries, _split_items
     from tunesmith.fewshot.repeat import parse_shots, sweep
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     if config_path is None:
         raise UserError("fewshot needs a config file: tunesmith fewshot CONFIG --shots 8,64 --seeds 5")
     shots = parse_shots(args.shots)
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: give at least 1.")
-    _quiet_libraries()
+    silence_libraries()
     output = Path(args.output_dir) if args.output_dir else None
     seeds = list(range(args.seeds))
     folder, rows = sweep(config_path, assignments, shots, seeds, output, args.overwrite, args.zero_shot_baseline)
@@ -123,7 +130,6 @@ def run_fewshot(args: argparse.Namespace) -> None:
 
 
 def run_select(args: argparse.Namespace) -> None:
-    from tunesmith.cli import _check_output, _data_config, _format_predictions, _quiet_libraries, _write_output
     from tunesmith.data.readers import check_exists
     from tunesmith.data.splits import read_texts
     from tunesmith.runs import check_finished, run_config
@@ -139,9 +145,9 @@ def run_select(args: argparse.Namespace) -> None:
             "Use a classification run."
         )
     check_exists(pool)
-    output = _check_output(args.output, run_dir, {"--pool": pool})
-    read = read_texts(pool, _data_config(config, args.format), False, args.text_column)
-    _quiet_libraries(uses_datasets=False)
+    output = check_output_file(args.output, run_dir, {"--pool": pool})
+    read = read_texts(pool, run_data_config(config, args.format), False, args.text_column)
+    silence_libraries(uses_datasets=False)
     from tunesmith.fewshot.select import choose, pool_embeddings, probabilities_of
     from tunesmith.predictor import load
 
@@ -158,9 +164,9 @@ def run_select(args: argparse.Namespace) -> None:
         {"rank": rank, "pool_row": int(index) + 1, args.by: float(score)}
         for rank, (index, score) in enumerate(zip(chosen, scores, strict=True), start=1)
     ]
-    text = _format_predictions(rows, results, as_csv=bool(output) and output.suffix.lower() == ".csv")
+    text = format_predictions(rows, results, as_csv=bool(output) and output.suffix.lower() == ".csv")
     if output:
-        _write_output(output, text)
+        write_output(output, text)
         print(f"Chose {len(rows)} of {len(read.texts)} texts by {args.by}: {output}")
     else:
         sys.stdout.write(text)

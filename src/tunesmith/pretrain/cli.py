@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tunesmith.commands import silence_libraries, split_items
 from tunesmith.errors import UserError
 
 PRETRAIN_FLAGS = {
@@ -72,16 +73,15 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_pretrain(args: argparse.Namespace) -> None:
-    from tunesmith.cli import _quiet_libraries, _split_items
     from tunesmith.pretrain.config import load_pretrain_config
 
-    config_path, assignments = _split_items(args.items)
+    config_path, assignments = split_items(args.items)
     given = {key: value for key, value in vars(args).items() if value is not None}
     flags = {PRETRAIN_FLAGS[key]: value for key, value in given.items() if key in PRETRAIN_FLAGS}
     if config_path is None and "data.train" not in flags:
         raise UserError("Nothing to pretrain on: give a config file (tunesmith pretrain CONFIG) or --data FILE.")
     cfg = load_pretrain_config(config_path, flags, assignments)
-    _quiet_libraries()
+    silence_libraries()
     from tunesmith.recipes.pretrain import pretrain
 
     run = pretrain(cfg, overwrite=args.overwrite, resume=args.resume)

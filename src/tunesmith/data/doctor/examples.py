@@ -49,7 +49,8 @@ class SplitExamples:
 def examples_of(cfg: RunConfig, loaded: LoadedData) -> dict[str, SplitExamples]:
     """Each split of `loaded` (as `load_splits` read it) in the doctor's terms, train first."""
     token_level = TASKS[cfg.task].token_level
-    names = given_names(cfg.data) if cfg.task in {"classification", "multilabel"} else None
+    # Label names map ids to names for tasks whose targets are classes (one, or a set of them).
+    names = given_names(cfg.data) if TASKS[cfg.task].target in {"class", "label set"} else None
     result = {}
     for split in ("train", "validation", "test"):
         if split not in loaded.splits:

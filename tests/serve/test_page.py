@@ -158,6 +158,29 @@ def test_the_page_predicts_with_a_served_run_and_asks_for_its_key(
                 server.wait(timeout=WAIT_S)
 
 
+def test_the_page_shows_a_generated_answer_as_text_with_its_line_breaks(browser: Any) -> None:
+    with served_in_a_thread(Echo()) as origin:
+        browser.get(origin + "/")
+        wait_for(browser, lambda d: "causal" in text_of(d, "about"), "the page showing the model's task")
+        predict_on_page(browser, "say <b>hi</b>")
+        shown = wait_for(browser, lambda d: d.find_elements("css selector", "#result p.generated"), "the answer")
+        assert browser.execute_script("return arguments[0].textContent", shown[0]) == "line one\n<b>hi</b>"
+        assert browser.find_elements("css selector", "#result b") == []
+        # Its line breaks show as breaks: the paragraph is two lines high.
+        assert len(shown[0].text.splitlines()) == 2
+
+
+class Echo:
+    """A stand-in generative model: answers with a fixed line and the text's markup-looking part."""
+
+    def __init__(self) -> None:
+        self.config = RunConfig.model_validate({"task": "causal", "data": {"train": "x.jsonl"}})
+        self.names: list[str] = []
+
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
+        return [{"generated_text": "line one\n" + text.removeprefix("say ")} for text in texts]
+
+
 class Tagger:
     """A stand-in NER model: names in NAMES are PER entities. Enough to draw the page's highlights."""
 

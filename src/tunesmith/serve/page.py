@@ -1,8 +1,8 @@
 """GET /: one self-contained page to try the model by hand. No script, style or font comes from elsewhere.
 
 It posts to /predict and shows the answer: the label with a bar per probability, the labels of a
-multi-label model, a value, or the text with its entities highlighted. Every piece of text from
-the user or the model is set with textContent, never as HTML.
+multi-label model, a value, the text with its entities highlighted, or a generative model's answer.
+Every piece of text from the user or the model is set with textContent, never as HTML.
 """
 
 PAGE = """<!doctype html>
@@ -12,7 +12,7 @@ PAGE = """<!doctype html>
 body{font:15px/1.4 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
 textarea{width:100%;height:6rem;font:inherit}input{font:inherit}
 .bar{background:#4a7;height:.8rem;display:inline-block;vertical-align:middle}
-.row{margin:.2rem 0}.name{display:inline-block;min-width:8rem}
+.row{margin:.2rem 0}.generated{white-space:pre-wrap}.name{display:inline-block;min-width:8rem}
 mark{background:#fd6;padding:0 .1rem}mark small{color:#555;margin-left:.2rem}
 #error{color:#b00}#key{width:16rem}
 </style></head><body>
@@ -38,6 +38,9 @@ function show(text, result){
       m.append(el("small", e.type + " " + e.score.toFixed(2))); p.append(m); at = e.end;
     }
     p.append(text.slice(at)); if (!result.entities.length) p.append(el("em", " (no entities)")); out.append(p); return;
+  }
+  if ("generated_text" in result){
+    const p = el("p", result.generated_text); p.className = "generated"; out.append(p); return;
   }
   if ("value" in result){ out.append(el("p", "Value: " + result.value.toFixed(4))); return; }
   if (result.label) out.append(el("p", "Label: " + result.label + " (" + result.score.toFixed(3) + ")"));

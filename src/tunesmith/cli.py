@@ -258,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
         "history.jsonl, predictions.jsonl and config.yaml.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument(
+        "--format",
+        choices=("md", "html", "both"),
+        help="report.md, report.html (one self-contained page, figures inlined) or both; default: the run's "
+        "report.format (md)",
+    )
     report.set_defaults(handler=run_report)
 
     explain = commands.add_parser(
@@ -481,10 +487,12 @@ def run_report(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     check_finished(run_dir)
-    from tunesmith.evaluate.rebuild import write_report
+    from tunesmith.evaluate.rebuild import FILES, write_report
+    from tunesmith.runs import run_config
 
-    drawn = write_report(run_dir)
-    print(f"Written: {run_dir / 'report.md'}" + "".join(f", {run_dir / name}" for name in drawn))
+    form = args.format or run_config(run_dir).report.format
+    drawn = write_report(run_dir, form)
+    print("Written: " + ", ".join(str(run_dir / name) for name in [*FILES[form], *drawn]))
 
 
 def run_explain(args: argparse.Namespace) -> None:

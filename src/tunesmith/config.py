@@ -494,6 +494,8 @@ class ReportOptions(_Section):
     baseline_rows: int = Field(default=100_000, ge=10)
     # Fit the linear probe on at most this many training rows (a seeded sample): each costs a forward pass.
     probe_rows: int = Field(default=2000, ge=10)
+    # Which report the run writes: report.md, a self-contained report.html (figures inlined), or both.
+    format: Literal["md", "html", "both"] = "md"
     # Explain this many of the worst validation errors (integrated gradients, as `tunesmith explain`) in
     # report.md: the most confident mistakes of classification, the largest errors of regression.
     explained_errors: int = Field(default=3, ge=0)

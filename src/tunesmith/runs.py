@@ -43,6 +43,7 @@ RUN_FILES = frozenset(
         "labels.json",
         "task.json",
         "report.md",
+        "report.html",
         "doctor.json",
         "doctor.md",
         # Each evaluation example's prediction, which the report reads (evaluate/parts.py).

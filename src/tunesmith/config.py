@@ -538,7 +538,7 @@ class RunConfig(_Section):
     cloze: ClozeOptions = ClozeOptions()
     report: ReportOptions = ReportOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
-    tracking: list[Literal["tensorboard"]] = []
+    tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = []
 
     @model_validator(mode="before")
     @classmethod

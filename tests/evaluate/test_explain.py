@@ -135,7 +135,9 @@ def test_a_tagger_explains_only_the_entities_of_the_type_asked(tagger_run: Path)
         explain(load(tagger_run), SENTENCE, target="ORG", steps=10)
 
 
-def test_the_command_explains_a_taggers_entities(tagger_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_command_explains_a_taggers_entities(
+    tagger_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     page = tmp_path / "why.html"
     assert main(["explain", str(tagger_run), "--text", SENTENCE, "--steps", "10", "--html", str(page)]) == 0
     out = capsys.readouterr().out

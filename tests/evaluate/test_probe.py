@@ -95,6 +95,22 @@ def test_the_bundled_minilm_is_a_sentence_encoder_and_a_plain_bert_is_not(tiny_m
     assert probe.is_sentence_encoder(resolve("minilm")) and not probe.is_sentence_encoder(tiny_model)
 
 
+@pytest.mark.probed
+def test_a_run_measures_its_probe_and_zero_shot_for_a_sentence_encoder(
+    tiny_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the run's own stage: zero-shot only for a sentence encoder, so the tiny BERT is taken for one."""
+    import tunesmith
+
+    monkeypatch.setattr(probe, "is_sentence_encoder", lambda backbone: True)
+    tiny_config["training"]["epochs"] = 1
+    run = tunesmith.finetune({**tiny_config, "report": {"baselines": ["probe", "zero_shot"], "probe_rows": 20}})
+    found = run.metrics["baselines"]
+    assert set(found) == {"probe", "zero_shot", "probe_rows", "probe_seconds"} and found["probe_rows"] == 20
+    assert set(found["zero_shot"]) == {"validation", "test"}
+    assert "zero-shot (label-name similarity)" in (run.path / "report.md").read_text()
+
+
 def test_a_run_reports_its_probe_in_metrics_and_report(trained_run: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     scores = metrics["baselines"]["probe"]
@@ -104,6 +120,7 @@ def test_a_run_reports_its_probe_in_metrics_and_report(trained_run: Path) -> Non
     assert cells[0] == f"{scores['validation']['accuracy']:.4f}" and cells[2] == f"{scores['test']['accuracy']:.4f}"
 
 
+@pytest.mark.probed
 def test_the_probe_is_off_when_the_baselines_leave_it_out(tiny_config: dict) -> None:
     import tunesmith
 

@@ -49,6 +49,9 @@ def test_the_probe_fits_a_sample_of_probe_rows(tiny_model: str, encoder: Sentenc
 def test_regression_gets_a_ridge_probe_in_the_data_units(
     tiny_model: str, encoder: SentenceEncoder, tmp_path: Path
 ) -> None:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import StandardScaler
+
     task, splits = encoded(
         tiny_model,
         write_regression_csv(tmp_path / "r.csv", rows=120),
@@ -56,8 +59,48 @@ def test_regression_gets_a_ridge_probe_in_the_data_units(
         data={"train": str(tmp_path / "r.csv"), "label_column": "score"},
     )
     found = probe.measure(task, splits, ("validation",), encoder, {"probe", "zero_shot"}, rows=1000, seed=0)
-    assert set(found) == {"probe", "probe_rows", "probe_seconds"}  # no zero-shot for a number
-    assert {"mse", "pearson"} <= set(found["probe"]["validation"])
+    assert set(found) == {"probe", "probe_rows", "probe_seconds"}  # zero-shot is for pairs (a cosine) only
+    train = encoder.embed(list(splits["train"]["text"]))
+    scaler = StandardScaler().fit(train)
+    model = RidgeCV(alphas=probe.ALPHAS).fit(scaler.transform(train), splits["train"]["labels"])
+    predicted = model.predict(scaler.transform(encoder.embed(list(splits["validation"]["text"]))))
+    # In the data's units: the targets as trained on, unscaled.
+    gold = np.asarray(splits["validation"]["labels"]) * task.scale + task.shift
+    expected = float(np.mean((predicted * task.scale + task.shift - gold) ** 2))
+    assert found["probe"]["validation"]["mse"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_pair_regression_gets_the_cosine_zero_shot(tiny_model: str, encoder: SentenceEncoder, tmp_path: Path) -> None:
+    import csv
+    import random
+
+    from scipy.stats import pearsonr
+
+    rng = random.Random(0)
+    words = ["cat", "dog", "sun", "rain", "tree", "car", "book", "song"]
+    path = tmp_path / "pairs.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "score"])
+        for _ in range(120):
+            first = rng.sample(words, 3)
+            shared = rng.randint(0, 3)
+            second = first[:shared] + rng.sample([w for w in words if w not in first], 3 - shared)
+            writer.writerow([" ".join(first), " ".join(second), float(shared)])
+    task, splits = encoded(
+        tiny_model,
+        path,
+        task="regression",
+        data={"train": str(path), "text_column": "a", "text_pair_column": "b", "label_column": "score"},
+    )
+    found = probe.measure(task, splits, ("validation",), encoder, {"zero_shot"}, rows=1000, seed=0)
+    assert set(found) == {"zero_shot", "probe_rows", "probe_seconds"}
+    validation = splits["validation"]
+    first, second = encoder.embed(list(validation["text"])), encoder.embed(list(validation["text_pair"]))
+    cosine = (first * second).sum(axis=1)
+    # A line through the cosine keeps its correlation with the gold values.
+    expected = pearsonr(cosine, np.asarray(validation["labels"])).statistic
+    assert found["zero_shot"]["validation"]["pearson"] == pytest.approx(float(expected), abs=1e-5)
 
 
 def test_zero_shot_picks_the_label_whose_prompt_is_nearest(

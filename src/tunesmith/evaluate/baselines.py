@@ -42,6 +42,7 @@ LABELS = {
         "mean": "mean target",
         NGRAMS: "TF-IDF + ridge regression",
         "probe": "frozen backbone + ridge regression (linear probe)",
+        "zero_shot": "frozen backbone, cosine of the pair (zero-shot)",
     },
 }
 # Ceiling on the vocabulary of n-grams: memory and time stay bounded on large training sets.

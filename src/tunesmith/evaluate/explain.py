@@ -294,9 +294,7 @@ def explain_entities(predictor: Predictor, text: str, target: str | None = None,
         per_piece, delta, score, baseline_score = _integrate(model, forward, input_ids, baseline, others, steps)
         words = _words(word_ids, [0] * len(word_ids), offsets, [True] * len(word_ids), per_piece, (text,))
         explained.append(
-            EntityExplanation(
-                entity, [predictor.names[i] for i in tags.tolist()], score, baseline_score, delta, words
-            )
+            EntityExplanation(entity, [predictor.names[i] for i in tags.tolist()], score, baseline_score, delta, words)
         )
     truncated = int(input_ids.shape[1]) >= config.training.max_length
     return TagsExplanation(text, prediction, explained, truncated)
@@ -333,8 +331,7 @@ def render_text(explanation: Explanation | TagsExplanation) -> str:
 def _render_tags_text(explanation: TagsExplanation) -> str:
     found = explanation.prediction["entities"]
     lines = [
-        "prediction: "
-        + (", ".join(f"[{e['text']}]{e['type']} ({e['score']:.4f})" for e in found) or "no entity"),
+        "prediction: " + (", ".join(f"[{e['text']}]{e['type']} ({e['score']:.4f})" for e in found) or "no entity"),
     ]
     for item in explanation.entities:
         total = sum(w.attribution for w in item.words)

@@ -7,6 +7,9 @@
 - `zero_shot`: for a sentence encoder on single-text classification, each text gets the label whose
   prompt embedding is closest (fewshot/zero_shot.py, with the config's `zero_shot` templates and
   descriptions). Labels named by numbers only ("0", "1") say nothing to compare with, so get none.
+  On pair regression (similarity) it is the cosine of the two embeddings, put on the target's scale
+  by a least-squares line fitted on the training sample (which leaves Pearson and Spearman as the
+  cosine's own): how Sentence-BERT is scored on STS.
 
 Both are fitted and scored on the same splits and with the task's own metrics as the run, so the
 numbers compare one to one; the probe sees at most `rows` seeded training rows, since every row
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROBE, ZERO_SHOT = "probe", "zero_shot"
+# The ridge strengths the regression probe chooses among.
+ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
 # Files that make a folder a sentence-transformers model, i.e. one trained so its pooled embeddings compare.
 SENTENCE_MARKERS = ("modules.json", "config_sentence_transformers.json")
 
@@ -63,7 +68,9 @@ def measure(
     kind = task.info.target
     pairs = "text_pair" in splits["train"].column_names
     names = list(getattr(task, "names", []))
-    zero = ZERO_SHOT in wanted and zero_shot is not None and kind == "class" and not pairs and _named(names)
+    zero = ZERO_SHOT in wanted and (
+        (kind == "class" and zero_shot is not None and not pairs and _named(names)) or (kind == "number" and pairs)
+    )
     if kind not in {"class", "number"} or not (PROBE in wanted or zero):
         return {}
     started = time.perf_counter()
@@ -71,17 +78,25 @@ def measure(
     if len(train) > rows:
         train = train.shuffle(seed=seed).select(range(rows))
     results: dict[str, Any] = {}
-    probe = None
-    if PROBE in wanted:
-        y_train = np.asarray(train["labels"])
-        probe = _fit(kind, features(encoder, train), y_train, seed)
-        results[PROBE] = {}
-    head = None
-    if zero:
+    probe, head, line = None, None, None
+    y_train = np.asarray(train["labels"])
+    if PROBE in wanted or (zero and kind == "number"):
+        train_features = features(encoder, train)
+        if PROBE in wanted:
+            probe = _fit(kind, train_features, y_train, seed)
+            results[PROBE] = {}
+    if zero and kind == "class":
         from tunesmith.fewshot.zero_shot import zero_shot_head
 
         assert zero_shot is not None
         head = zero_shot_head(encoder, names, zero_shot.descriptions, zero_shot.templates, zero_shot.temperature)
+        results[ZERO_SHOT] = {}
+    elif zero:
+        # The cosine is the last feature of a pair; slope and intercept map it onto the targets.
+        line = np.polyfit(train_features[:, -1], y_train.astype(np.float64), 1)
+        if line[0] < 0:
+            # More similar must not mean less: a falling line would turn a wrong encoder's cosine into a right one.
+            line = np.array([0.0, float(y_train.mean())])
         results[ZERO_SHOT] = {}
     for name in evaluated:
         if name not in splits:
@@ -95,6 +110,9 @@ def measure(
         if head is not None:
             # Single texts only: the features are the embeddings themselves.
             predicted = head.logits(embedded).argmax(axis=-1).astype(targets.dtype)
+            results[ZERO_SHOT][name] = scalars(task.compute_metrics([predicted], [targets]))
+        if line is not None:
+            predicted = np.polyval(line, embedded[:, -1]).astype(targets.dtype)
             results[ZERO_SHOT][name] = scalars(task.compute_metrics([predicted], [targets]))
     seconds = time.perf_counter() - started
     logger.info("Pretrained-model baselines on %d training rows in %.1f s", len(train), seconds)
@@ -118,7 +136,7 @@ def _named(names: list[str]) -> bool:
 
 
 def _fit(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -126,6 +144,8 @@ def _fit(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
         from tunesmith.evaluate.baselines import _Constant
 
         return _Constant(y[0])
-    model = LogisticRegression(max_iter=1000, random_state=seed) if kind == "class" else Ridge(alpha=1.0)
+    # A pair has 4 x hidden + 1 features, as many as a small sample has rows: the ridge's strength is chosen
+    # by leave-one-out on the sample (RidgeCV's closed form, no refits), or a fixed one overfits.
+    model = LogisticRegression(max_iter=1000, random_state=seed) if kind == "class" else RidgeCV(alphas=ALPHAS)
     # Embedding coordinates are small (unit-length rows); scaling puts the regularisation on an even footing.
     return make_pipeline(StandardScaler(), model).fit(x, y)

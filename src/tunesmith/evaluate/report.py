@@ -99,10 +99,10 @@ def baselines_table(metrics: dict[str, Any], keys: list[str], target: str) -> st
     for name in systems:
         cells = [_fmt(found[name].get(split, {}).get(key, "")) for split, key in columns]
         rows.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n\n" + baselines_note(found, systems)
+    return "\n".join(rows) + "\n\n" + baselines_note(found, systems, target)
 
 
-def baselines_note(found: dict[str, Any], systems: list[str]) -> str:
+def baselines_note(found: dict[str, Any], systems: list[str], target: str) -> str:
     """What the baselines of the table are, and on how many training rows they were fitted."""
 
     def fitted(key: str) -> str:
@@ -122,7 +122,9 @@ def baselines_note(found: dict[str, Any], systems: list[str]) -> str:
             f"by the pretrained model before fine-tuning: a linear model on its frozen mean-pooled embeddings"
             f"{fitted('probe_rows')} (a pair: u, v, |u - v|, u * v and their cosine)"
         )
-    if "zero_shot" in systems:
+    if "zero_shot" in systems and target == "number":
+        said.append("by the pretrained sentence encoder zero-shot: the cosine of the pair, put on the target's scale")
+    elif "zero_shot" in systems:
         said.append("by the pretrained sentence encoder zero-shot: the label whose name's prompt is most similar")
     return "The same splits scored " + "; ".join(said) + "."
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 # Captured before the autouse fixture below replaces it for most tests.
+from tunesmith.stages.evaluate import pretrained_scores as real_pretrained_scores
 from tunesmith.stages.save import explain_errors as real_explain_errors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +52,19 @@ def _no_explained_errors(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
     # tests marked `explained` do it, and the many other runs trained in-process skip it.
     if request.node.get_closest_marker("explained") is None:
         _skip_explained_errors(monkeypatch)
+
+
+def _skip_pretrained_baselines(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr("tunesmith.stages.evaluate.pretrained_scores", lambda *args, **kwargs: {})
+
+
+@pytest.fixture(autouse=True)
+def _no_pretrained_baselines(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pretrained model's baselines (a linear probe on its frozen embeddings) load the backbone again and
+    # embed every split, about 0.5 s a run; the tests marked `probed` measure them, and the many other runs
+    # trained in-process skip it.
+    if request.node.get_closest_marker("probed") is None:
+        _skip_pretrained_baselines(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +225,7 @@ def train_once(tmp_path_factory: pytest.TempPathFactory, model: str, **settings:
         patch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         # A run shared by many tests keeps everything a run writes, explained errors included.
         patch.setattr("tunesmith.stages.save.explain_errors", real_explain_errors)
+        patch.setattr("tunesmith.stages.evaluate.pretrained_scores", real_pretrained_scores)
         return tunesmith.finetune(config).path
 
 

@@ -263,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         "history.jsonl, predictions.jsonl and config.yaml.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument(
+        "--format",
+        choices=("md", "html", "both"),
+        help="report.md, report.html (one self-contained page, figures inlined) or both; default: the run's "
+        "report.format (md)",
+    )
     report.set_defaults(handler=run_report)
 
     explain = commands.add_parser(
@@ -270,13 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show which words pushed a finished run's prediction for a text",
         description="Integrated gradients (captum) on the word embeddings: each word's share in the probability "
-        "of the predicted class (or --target), or in the predicted value for regression.",
+        "of the predicted class (or --target), or in the predicted value for regression; NER: in each predicted "
+        "entity's tags.",
         epilog='example: tunesmith explain runs/sst2 --text "a gorgeous, witty film" --html why.html',
     )
     explain.add_argument("run_dir", metavar="RUN_DIR")
     explain.add_argument("--text", required=True, metavar="TEXT", help="the text to explain")
     explain.add_argument("--text-pair", metavar="TEXT", help="its second text, for sentence-pair runs")
-    explain.add_argument("--target", metavar="LABEL", help="the label to explain (default: the predicted one)")
+    explain.add_argument(
+        "--target",
+        metavar="LABEL",
+        help="the label to explain (default: the predicted one); NER: only the entities of this type",
+    )
     explain.add_argument("--steps", type=int, default=50, help="integration steps (default 50)")
     explain.add_argument("--html", metavar="FILE", help="also write a page with the words coloured by attribution")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
@@ -486,10 +497,12 @@ def run_report(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     check_finished(run_dir)
-    from tunesmith.evaluate.rebuild import write_report
+    from tunesmith.evaluate.rebuild import FILES, write_report
+    from tunesmith.runs import run_config
 
-    drawn = write_report(run_dir)
-    print(f"Written: {run_dir / 'report.md'}" + "".join(f", {run_dir / name}" for name in drawn))
+    form = args.format or run_config(run_dir).report.format
+    drawn = write_report(run_dir, form)
+    print("Written: " + ", ".join(str(run_dir / name) for name in [*FILES[form], *drawn]))
 
 
 def run_explain(args: argparse.Namespace) -> None:

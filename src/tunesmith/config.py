@@ -485,11 +485,17 @@ class DoctorOptions(_Section):
 class ReportOptions(_Section):
     """What the end of a run measures for report.md beyond the run's own scores: see README, "The report"."""
 
-    # Score the majority class (mean target) and a TF-IDF + logistic (ridge) regression on the same
-    # splits (classification and regression), in metrics.json and report.md.
-    baselines: bool = True
+    # Score the majority class (mean target), a TF-IDF + logistic (ridge) regression and the pretrained
+    # model before fine-tuning (a linear probe on its frozen embeddings; zero-shot for sentence encoders)
+    # on the same splits (classification and regression), in metrics.json and report.md. true: all that
+    # apply; false: none; or a list of constant, tfidf, probe, zero_shot.
+    baselines: bool | list[Literal["constant", "tfidf", "probe", "zero_shot"]] = True
     # Fit the TF-IDF baseline on at most this many training rows (a seeded sample): time stays bounded.
     baseline_rows: int = Field(default=100_000, ge=10)
+    # Fit the linear probe on at most this many training rows (a seeded sample): each costs a forward pass.
+    probe_rows: int = Field(default=2000, ge=10)
+    # Which report the run writes: report.md, a self-contained report.html (figures inlined), or both.
+    format: Literal["md", "html", "both"] = "md"
     # Explain this many of the worst validation errors (integrated gradients, as `tunesmith explain`) in
     # report.md: the most confident mistakes of classification, the largest errors of regression.
     explained_errors: int = Field(default=3, ge=0)
@@ -532,7 +538,7 @@ class RunConfig(_Section):
     cloze: ClozeOptions = ClozeOptions()
     report: ReportOptions = ReportOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
-    tracking: list[Literal["tensorboard"]] = []
+    tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = []
 
     @model_validator(mode="before")
     @classmethod

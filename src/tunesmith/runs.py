@@ -43,6 +43,9 @@ RUN_FILES = frozenset(
         "labels.json",
         "task.json",
         "report.md",
+        "report.html",
+        # tracking: [mlflow]'s store, unless MLFLOW_TRACKING_URI names another (train/tracking.py).
+        "mlflow.db",
         "doctor.json",
         "doctor.md",
         # Each evaluation example's prediction, which the report reads (evaluate/parts.py).
@@ -62,8 +65,10 @@ RUN_FILES = frozenset(
     }
 )
 # model/ and adapter/ are staged as .model.tmp and .adapter.tmp (RunFolder.save_folder).
-# tensorboard/: train/tracking.py.
-RUN_FOLDERS = frozenset({"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp", "tensorboard"})
+# tensorboard/, wandb/ (offline W&B) and mlflow-artifacts/: train/tracking.py.
+RUN_FOLDERS = frozenset(
+    {"model", "adapter", CHECKPOINTS, ".model.tmp", ".adapter.tmp", "tensorboard", "wandb", "mlflow-artifacts"}
+)
 WRITE_TEST = ".write-test"
 # How many names an error message lists: enough to recognise the folder, not a directory listing.
 LISTED = 5

@@ -88,11 +88,62 @@ def test_a_trained_sentiment_model_is_pushed_by_its_sentiment_words(tiny_model: 
         assert max(explanation.words, key=lambda w: w.attribution).text == word
 
 
-def test_a_tagger_is_refused() -> None:
-    from types import SimpleNamespace
+@pytest.fixture(scope="module")
+def tagger_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny NER run that has learnt the PER and LOC of `ner_sentences`, with word case as token types."""
+    from tests.conftest import ner_sentences, write_conll
 
-    from tunesmith.tasks import TASKS
+    folder = tmp_path_factory.mktemp("tagger")
+    config = {
+        "task": "ner",
+        "model": tiny_model,
+        "output_dir": str(folder / "run"),
+        "data": {"train": str(write_conll(folder / "train.conll", ner_sentences(80)))},
+        "ner": {"word_case": True},
+        "training": {"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TUNESMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return tunesmith.finetune(config).path
 
-    tagger = SimpleNamespace(task=SimpleNamespace(info=TASKS["ner"]), tokenizer=None, config=None)
-    with pytest.raises(UserError, match="labels every word"):
-        explain(tagger, "john visited paris")
+
+SENTENCE = "yesterday john smith visited paris"
+
+
+def test_each_predicted_entity_is_explained_by_words_that_add_up_to_its_score(tagger_run: Path) -> None:
+    from tunesmith.evaluate.explain import TagsExplanation
+
+    explanation = explain(load(tagger_run), SENTENCE, steps=30)
+    assert isinstance(explanation, TagsExplanation)
+    found = explanation.prediction["entities"]
+    assert [(e["text"], e["type"]) for e in found] == [("john smith", "PER"), ("paris", "LOC")]
+    assert [item.entity for item in explanation.entities] == found
+    for item in explanation.entities:
+        assert [w.text for w in item.words] == SENTENCE.split()
+        # What is explained is the entity's score in the prediction: the mean probability of its tags.
+        assert item.score == pytest.approx(item.entity["score"], abs=1e-5)
+        assert len(item.tags) == len(item.entity["text"].split()) and item.tags[0] == "B-" + item.entity["type"]
+        total = sum(w.attribution for w in item.words)
+        assert total == pytest.approx(item.score - item.baseline_score, abs=abs(item.delta) + 1e-6)
+
+
+def test_a_tagger_explains_only_the_entities_of_the_type_asked(tagger_run: Path) -> None:
+    explanation = explain(load(tagger_run), SENTENCE, target="LOC", steps=10)
+    assert [item.entity["text"] for item in explanation.entities] == ["paris"]
+    with pytest.raises(UserError, match="not an entity type of this run. Its types: LOC, PER"):
+        explain(load(tagger_run), SENTENCE, target="ORG", steps=10)
+
+
+def test_the_command_explains_a_taggers_entities(
+    tagger_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    page = tmp_path / "why.html"
+    assert main(["explain", str(tagger_run), "--text", SENTENCE, "--steps", "10", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("prediction: [john smith]PER") and "PER 'john smith': tags B-PER I-PER" in out
+    assert page.read_text().count("text-decoration:underline") == 2 + 1  # john, smith; paris
+    assert main(["explain", str(tagger_run), "--text", SENTENCE, "--steps", "10", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [item["entity"]["type"] for item in found["entities"]] == ["PER", "LOC"]
+    assert main(["explain", str(tagger_run), "--text", SENTENCE, "--text-pair", "x"]) == 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,65 @@ def test_the_worst_errors_are_explained_in_the_report(trained_run: Path) -> None
     assert all(
         f"- line {item['line']}: gold {item['gold']}, predicted {item['target']}:" in section for item in explained
     )
+
+
+class _Page(HTMLParser):
+    """report.html's tables (rows of cell texts) and the sources of its images and links."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.sources: list[str] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in {"td", "th"}:
+            self.cell = []
+        for key in ("src", "href"):
+            if found.get(key):
+                self.sources.append(str(found[key]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"td", "th"} and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_report_html_inlines_every_figure_and_shows_the_numbers_of_metrics_json(
+    run_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["report", str(run_copy), "--format", "html"]) == 0
+    assert f"{run_copy / 'report.html'}," in capsys.readouterr().out
+    page = _Page()
+    page.feed((run_copy / "report.html").read_text(encoding="utf-8"))
+    page.close()
+    figures = sorted(path.name for path in run_copy.glob("*.png"))
+    assert len(figures) >= 4
+    # Every figure is in the page, as its own bytes; nothing else is fetched.
+    inlined = [base64.b64decode(source.split(",", 1)[1]) for source in page.sources]
+    assert all(source.startswith("data:image/png;base64,") for source in page.sources)
+    assert sorted(inlined) == sorted((run_copy / name).read_bytes() for name in figures)
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    header, *rows = page.tables[0]
+    assert header == ["metric", "validation", "test"]
+    shown = {(row[0], split): float(cell) for row in rows for split, cell in zip(header[1:], row[1:], strict=True)}
+    assert len(shown) >= 16
+    for (metric, split), value in shown.items():
+        assert value == round(metrics[split][metric], 4), (metric, split)
+
+
+def test_report_html_shows_text_from_the_data_as_text(tmp_path: Path) -> None:
+    from tunesmith.evaluate import html
+
+    page = html.render("# Run x\n\n| text |\n|---|\n| <script>alert(1)</script> |\n", tmp_path, "Run <x>")
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<title>Run &lt;x&gt;</title>" in page

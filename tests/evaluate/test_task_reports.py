@@ -18,6 +18,15 @@ pytestmark = [pytest.mark.figures, pytest.mark.explained]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def assert_metrics_table_is_metrics_json(report: str, metrics: dict) -> None:
+    from tests.evaluate.test_rebuild import table_numbers
+
+    numbers = table_numbers(report)
+    assert len(numbers) >= 5
+    for (metric, split), shown in numbers.items():
+        assert shown == round(metrics[split][metric], 4), (metric, split)
+
+
 def train(tiny_model: str, tmp_path: Path, task: str, data: dict) -> Path:
     config = {
         "task": task,
@@ -59,6 +68,7 @@ def test_a_regression_report_plots_predicted_against_gold_and_lists_the_largest_
         r["line"] for r in sorted(records, key=lambda r: -abs(r["predicted"] - r["gold"]))[:3]
     ]
     assert "  - raising it: " in text and "  - towards " not in text
+    assert_metrics_table_is_metrics_json(text, metrics)
 
 
 def test_a_ner_report_sorts_the_entities_into_outcomes_that_agree_with_its_recall(
@@ -80,6 +90,7 @@ def test_a_ner_report_sorts_the_entities_into_outcomes_that_agree_with_its_recal
         assert right + wrong_type + boundary + missed == per_type[kind]["support"]
         assert right / per_type[kind]["support"] == pytest.approx(per_type[kind]["recall"])
     assert not (run / "explanations.json").exists()  # a tagger's errors are not explained
+    assert_metrics_table_is_metrics_json(text, metrics)
     records = read_examples(run / "predictions.jsonl")["validation"]
     if any(r["gold"] != r["predicted"] for r in records):
         assert "## Sentences with errors (validation)" in text and "]LOC" in text

@@ -27,10 +27,23 @@ logger = logging.getLogger(__name__)
 # Targets that get baselines (TaskInfo.target), and the names of the baselines in metrics.json.
 CONSTANT = {"class": "majority", "number": "mean"}
 NGRAMS = "tfidf"
+# What `report.baselines` may list: the constant model (majority class or mean target), the n-grams, and the
+# pretrained model before fine-tuning (evaluate/probe.py).
+NAMES = ("constant", NGRAMS, "probe", "zero_shot")
 # How the report names them, per target.
 LABELS = {
-    "class": {"majority": "majority class", NGRAMS: "TF-IDF + logistic regression"},
-    "number": {"mean": "mean target", NGRAMS: "TF-IDF + ridge regression"},
+    "class": {
+        "majority": "majority class",
+        NGRAMS: "TF-IDF + logistic regression",
+        "probe": "frozen backbone + logistic regression (linear probe)",
+        "zero_shot": "frozen backbone, zero-shot (label-name similarity)",
+    },
+    "number": {
+        "mean": "mean target",
+        NGRAMS: "TF-IDF + ridge regression",
+        "probe": "frozen backbone + ridge regression (linear probe)",
+        "zero_shot": "frozen backbone, cosine of the pair (zero-shot)",
+    },
 }
 # Ceiling on the vocabulary of n-grams: memory and time stay bounded on large training sets.
 MAX_FEATURES = 200_000
@@ -40,14 +53,28 @@ def applies(task: Task) -> bool:
     return task.info.target in CONSTANT
 
 
+def wanted(setting: bool | list[str]) -> set[str]:
+    """The baselines `report.baselines` asks for: all of them (true), none (false), or those listed."""
+    if isinstance(setting, bool):
+        return set(NAMES) if setting else set()
+    return set(setting)
+
+
 def measure(
-    task: Task, splits: dict[str, datasets.Dataset], evaluated: tuple[str, ...], rows: int, seed: int
+    task: Task,
+    splits: dict[str, datasets.Dataset],
+    evaluated: tuple[str, ...],
+    rows: int,
+    seed: int,
+    chosen: set[str] | None = None,
 ) -> dict[str, Any]:
     """{baseline: {split: scalar metrics}} for the `evaluated` splits, the models fitted on (at most
-    `rows` seeded rows of) train; plus `seconds` and the rows fitted on."""
+    `rows` seeded rows of) train; plus `seconds` and the rows fitted on. `chosen`: of "constant" and
+    "tfidf", which (both when None)."""
     from tunesmith.train.loop import scalars
 
-    if not applies(task):
+    chosen = {"constant", NGRAMS} if chosen is None else chosen & {"constant", NGRAMS}
+    if not applies(task) or not chosen:
         return {}
     started = time.perf_counter()
     train = splits["train"]
@@ -56,17 +83,19 @@ def measure(
     y_train = np.asarray(train["labels"])
     kind = task.info.target
     constant = _constant(kind, y_train)
-    vectorizer, fitted = _fit_ngrams(kind, train, y_train, seed)
-    results: dict[str, Any] = {CONSTANT[kind]: {}, NGRAMS: {}}
+    vectorizer, fitted = _fit_ngrams(kind, train, y_train, seed) if NGRAMS in chosen else (None, None)
+    results: dict[str, Any] = {}
     for name in evaluated:
         if name not in splits:
             continue
         targets = np.asarray(splits[name]["labels"])
-        guesses = {
-            CONSTANT[kind]: np.full(len(targets), constant, dtype=y_train.dtype),
-            NGRAMS: fitted.predict(_features(vectorizer, splits[name])).astype(y_train.dtype),
-        }
+        guesses = {}
+        if "constant" in chosen:
+            guesses[CONSTANT[kind]] = np.full(len(targets), constant, dtype=y_train.dtype)
+        if fitted is not None:
+            guesses[NGRAMS] = fitted.predict(_features(vectorizer, splits[name])).astype(y_train.dtype)
         for baseline, predicted in guesses.items():
+            results.setdefault(baseline, {})
             results[baseline][name] = scalars(task.compute_metrics([predicted], [targets]))
     seconds = time.perf_counter() - started
     logger.info("Baselines on %d training rows in %.1f s", len(train), seconds)

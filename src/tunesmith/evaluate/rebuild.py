@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
-from tunesmith.evaluate import figures, parts, report
+from tunesmith.evaluate import figures, html, parts, report
 from tunesmith.run_list import KEY_METRICS
 from tunesmith.runs import run_config, write_atomic
 from tunesmith.tasks import TASKS
@@ -42,9 +42,15 @@ def history(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_report(run_dir: Path) -> list[str]:
-    """Write report.md and its PNG figures into `run_dir`; returns the figures drawn."""
+# What `report.format` (`tunesmith report --format`) writes.
+FILES = {"md": ("report.md",), "html": ("report.html",), "both": ("report.md", "report.html")}
+
+
+def write_report(run_dir: Path, form: str | None = None) -> list[str]:
+    """Write report.md and/or report.html (`form`: md, html or both; the run's `report.format` when None)
+    and the PNG figures into `run_dir`; returns the figures drawn."""
     cfg = run_config(run_dir)
+    form = form or cfg.report.format
     metrics, names = _json(run_dir / "metrics.json"), _json(run_dir / "labels.json")
     info = TASKS[cfg.task]
     context = parts.Context(
@@ -63,7 +69,10 @@ def write_report(run_dir: Path) -> list[str]:
         text += "\n## Figures\n\n" + "\n\n".join(f"![{name[:-4].replace('_', ' ')}]({name})" for name in drawn) + "\n"
     for stale in set(figures.FIGURES) - set(drawn):  # a figure of an earlier build that no longer applies
         (run_dir / stale).unlink(missing_ok=True)
-    write_atomic(run_dir / "report.md", text)
+    if "report.md" in FILES[form]:
+        write_atomic(run_dir / "report.md", text)
+    if "report.html" in FILES[form]:
+        write_atomic(run_dir / "report.html", html.render(text, run_dir, f"Run {cfg.run_name()}"))
     return drawn
 
 

@@ -99,13 +99,34 @@ def baselines_table(metrics: dict[str, Any], keys: list[str], target: str) -> st
     for name in systems:
         cells = [_fmt(found[name].get(split, {}).get(key, "")) for split, key in columns]
         rows.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-    rows_used = found.get("train_rows")
-    fitted = f" on {rows_used:,} training rows" if isinstance(rows_used, int) else ""
-    note = (
-        "The same splits scored by a model that learns nothing and by a bag of character 1-4-grams (TF-IDF) "
-        f"under a linear model fitted{fitted}; a pair is both sides' vectors and their cosine."
-    )
-    return "\n".join(rows) + "\n\n" + note
+    return "\n".join(rows) + "\n\n" + baselines_note(found, systems, target)
+
+
+def baselines_note(found: dict[str, Any], systems: list[str], target: str) -> str:
+    """What the baselines of the table are, and on how many training rows they were fitted."""
+
+    def fitted(key: str) -> str:
+        rows = found.get(key)
+        return f" fitted on {rows:,} training rows" if isinstance(rows, int) else ""
+
+    said = []
+    if "majority" in systems or "mean" in systems:
+        said.append("by a model that learns nothing")
+    if "tfidf" in systems:
+        said.append(
+            f"by a bag of character 1-4-grams (TF-IDF) under a linear model{fitted('train_rows')} (a pair: both "
+            "sides' vectors and their cosine)"
+        )
+    if "probe" in systems:
+        said.append(
+            f"by the pretrained model before fine-tuning: a linear model on its frozen mean-pooled embeddings"
+            f"{fitted('probe_rows')} (a pair: u, v, |u - v|, u * v and their cosine)"
+        )
+    if "zero_shot" in systems and target == "number":
+        said.append("by the pretrained sentence encoder zero-shot: the cosine of the pair, put on the target's scale")
+    elif "zero_shot" in systems:
+        said.append("by the pretrained sentence encoder zero-shot: the label whose name's prompt is most similar")
+    return "The same splits scored " + "; ".join(said) + "."
 
 
 def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:

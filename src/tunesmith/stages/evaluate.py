@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tunesmith.evaluate import baselines, calibration
+from tunesmith.evaluate import baselines, calibration, probe
 from tunesmith.stages.data import EVALUATION_SPLITS, TokenizedData
 from tunesmith.tasks.encoding import count_truncated
 from tunesmith.tasks.protocol import Task
@@ -77,10 +77,36 @@ def split_records(
 def baseline_scores(plan: Plan, data: TokenizedData) -> dict[str, Any]:
     """The baselines' scores on the evaluation splits (evaluate/baselines.py); measured by the main
     process alone, which writes metrics.json, and only where the task has baselines and they are on."""
-    options = plan.cfg.report
-    if not (options.baselines and plan.accelerator.is_main_process and baselines.applies(plan.task)):
+    options, seed = plan.cfg.report, plan.cfg.training.seed
+    chosen = baselines.wanted(options.baselines)
+    if not (chosen and plan.accelerator.is_main_process and baselines.applies(plan.task)):
         return {}
-    return baselines.measure(plan.task, data.splits, EVALUATION_SPLITS, options.baseline_rows, plan.cfg.training.seed)
+    scores = baselines.measure(plan.task, data.splits, EVALUATION_SPLITS, options.baseline_rows, seed, chosen)
+    if chosen & {probe.PROBE, probe.ZERO_SHOT}:
+        scores.update(pretrained_scores(plan, data, chosen))
+    return scores
+
+
+def pretrained_scores(plan: Plan, data: TokenizedData, chosen: set[str]) -> dict[str, Any]:
+    """The pretrained backbone before fine-tuning: a linear probe on its frozen embeddings and, for a
+    sentence encoder, zero-shot by label-name similarity (evaluate/probe.py)."""
+    from tunesmith.fewshot.encoder import SentenceEncoder
+
+    cfg = plan.cfg
+    encoder = SentenceEncoder.from_backbone(plan.backbone, cfg.training.max_length)
+    encoder.to(plan.accelerator.device)
+    if not probe.is_sentence_encoder(plan.backbone):
+        chosen = chosen - {probe.ZERO_SHOT}
+    return probe.measure(
+        plan.task,
+        data.splits,
+        EVALUATION_SPLITS,
+        encoder,
+        chosen,
+        cfg.report.probe_rows,
+        cfg.training.seed,
+        cfg.zero_shot,
+    )
 
 
 def evaluation_loader(plan: Plan, encoded: datasets.Dataset, swapped: datasets.Dataset | None) -> DataLoader:

@@ -600,7 +600,8 @@ def _finish(session: Session) -> TrainSummary:
         best_step=stopper.best_step,
         best_metric=stopper.best,
         stopped_early=stopper.should_stop,
-        extra=_extra_report(s, train_time),
+        # The extra passes' share of training, validations left out as they are from the speeds.
+        extra=_extra_report(s, train_time - progress.eval_time_s),
     )
 
 

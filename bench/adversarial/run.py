@@ -22,17 +22,18 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SST2 = REPO.parent / "shared" / "data" / "sst2"
+SHARED_DATA = Path(os.environ.get("TUNESMITH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def config(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> dict:
+    sst2 = args.data_dir / "sst2"
     return {
         "name": run_dir.name,
         "output_dir": str(run_dir),
         "model": "minilm",
         "data": {
-            "train": str(SST2 / "train.tsv"),
-            "validation": str(SST2 / "dev.tsv"),
+            "train": str(sst2 / "train.tsv"),
+            "validation": str(sst2 / "dev.tsv"),
             "test": str(args.noised),
             "text_column": "sentence",
             "max_train_rows": args.train_rows,
@@ -57,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--noised", type=Path, default=None, help="the noised dev set (default OUT/dev_noised.tsv)")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="the shared data (holding sst2/)")
     parser.add_argument("--methods", default="none,fgm")
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--train-rows", type=int, default=5000)

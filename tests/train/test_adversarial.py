@@ -208,3 +208,28 @@ def test_the_kept_sparse_embedding_gradient_gives_the_dense_paths_gradient(tiny_
     kept, _ = first_step_gradient(tiny_model, sentiment_csv, 8, 2, "fgm", speedups=True)
     dense, _ = first_step_gradient(tiny_model, sentiment_csv, 8, 2, "fgm", speedups=False)
     assert_same(kept, dense, tolerance=1e-6)
+
+
+def test_a_run_under_lora_with_fgm_and_rdrop_reports_the_extra_compute(tiny_config) -> None:
+    import tunesmith
+
+    config = {
+        **tiny_config, "strategy": "lora", "training": {**tiny_config["training"], "epochs": 1},
+        "adversarial": {"method": "fgm", "epsilon": 0.5}, "rdrop": {"alpha": 1.0},
+    }  # fmt: skip
+    training = tunesmith.finetune(config).metrics["training"]
+    assert training["adversarial"]["method"] == "fgm"
+    assert training["adversarial"]["extra_forward_passes"] == training["steps"]
+    assert training["adversarial"]["forward_passes_relative"] == 2.0
+    assert 0 < training["adversarial"]["extra_time_share"] < 1
+    assert training["rdrop"] == {"alpha": 1.0, "forward_rows_relative": 2.0}
+
+
+def test_a_bad_method_is_refused_naming_the_field(tiny_config) -> None:
+    from tunesmith.config import validate_config
+    from tunesmith.errors import UserError
+
+    with pytest.raises(UserError, match="adversarial.method"):
+        validate_config({**tiny_config, "adversarial": {"method": "fgsm"}}, "test")
+    with pytest.raises(UserError, match="adversarial.epsilon"):
+        validate_config({**tiny_config, "adversarial": {"epsilon": 0}}, "test")

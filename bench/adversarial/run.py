@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--noised", type=Path, default=None, help="the noised dev set (default OUT/dev_noised.tsv)")
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="the shared data (holding sst2/)")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="NAME=FILE", help="another noised dev set to score each run on"
+    )
     parser.add_argument("--methods", default="none,fgm")
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--train-rows", type=int, default=5000)
@@ -84,11 +87,17 @@ def main() -> None:
             wall = time.perf_counter() - began
             metrics = json.loads((run_dir / "metrics.json").read_text())
             training = metrics["training"]
+            also = {}
+            for name, path in (item.split("=", 1) for item in args.also):
+                scored = args.out / "configs" / f"{run_dir.name}-{name}.json"
+                evaluate = [sys.executable, "-m", "tunesmith", "evaluate", str(run_dir), "--data", path]
+                subprocess.run([*evaluate, "--output", str(scored)], check=True, env=env, stdout=subprocess.DEVNULL)
+                also[name] = json.loads(scored.read_text())["accuracy"]
             row = {
                 "method": method, "seed": seed, "train_rows": args.train_rows, "epochs": args.epochs,
                 "dev_accuracy": metrics["validation"]["accuracy"], "noised_accuracy": metrics["test"]["accuracy"],
                 "train_time_s": training["train_time_s"], "wall_s": round(wall, 1),
-                "adversarial": training.get("adversarial"),
+                "adversarial": training.get("adversarial"), "also": also,
             }  # fmt: skip
             print(json.dumps(row), flush=True)
             results = [r for r in results if (r["method"], r["seed"]) != (method, seed)] + [row]

@@ -233,3 +233,12 @@ def test_a_bad_method_is_refused_naming_the_field(tiny_config) -> None:
         validate_config({**tiny_config, "adversarial": {"method": "fgsm"}}, "test")
     with pytest.raises(UserError, match="adversarial.epsilon"):
         validate_config({**tiny_config, "adversarial": {"epsilon": 0}}, "test")
+
+
+def test_deepspeed_is_refused_and_none_builds_nothing(tiny_model) -> None:
+    from tunesmith.errors import UserError
+
+    _, model, _, _ = tiny_setup(tiny_model)
+    assert build_adversary(model, AdversarialOptions()) is None
+    with pytest.raises(UserError, match="DeepSpeed"):
+        build_adversary(model, AdversarialOptions(method="fgm"), deepspeed=True)

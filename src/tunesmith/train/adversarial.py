@@ -256,10 +256,16 @@ class Adversary:
             handle.remove()
 
 
-def build_adversary(model: nn.Module, options: AdversarialOptions) -> Adversary | None:
+def build_adversary(model: nn.Module, options: AdversarialOptions, deepspeed: bool = False) -> Adversary | None:
     """The attacker for `model` (as the strategy prepared it, LoRA or not), or None when the method is none."""
     if options.method == "none":
         return None
+    if deepspeed:
+        # DeepSpeed steps the optimizer inside each backward: a step cannot take several.
+        raise UserError(
+            f"adversarial.method {options.method} needs several backward passes per optimizer step, and DeepSpeed "
+            "steps inside each one: train without DeepSpeed (DDP or FSDP), or set adversarial.method: none"
+        )
     try:
         embedding = model.get_input_embeddings()
     except (AttributeError, NotImplementedError):

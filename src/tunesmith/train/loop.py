@@ -286,7 +286,8 @@ def fit(
         torch.tensor(0.0, dtype=torch.float64, device=accelerator.device),
     )  # fmt: skip
     if adversarial is not None and adversarial.method != "none":
-        session.adversary = build_adversary(accelerator.unwrap_model(model), adversarial)
+        deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+        session.adversary = build_adversary(accelerator.unwrap_model(model), adversarial, deepspeed)
     session.rdrop_alpha = rdrop.alpha if rdrop is not None else 0.0
     if resume is not None:
         _restore(session, resume)

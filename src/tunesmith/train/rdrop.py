@@ -2,7 +2,8 @@
 trained, and the symmetric KL divergence between their predictions is added with weight `alpha`.
 
 Per example: (loss_1 + loss_2) / 2 + alpha * (KL(P1 || P2) + KL(P2 || P1)) / 2. The task loss is the mean
-of the two passes (the paper's code for GLUE), so alpha 0 trains as plain training does, on the same scale.
+of the two passes (the paper's formula adds them), which keeps the loss, and the learning rate, on plain training's
+scale.
 The two passes are one forward of the batch stacked twice, as the paper's code does: dropout draws its masks
 independently for each row. Classification compares softmax distributions; multi-label tasks compare each
 label's Bernoulli distribution, averaged over the labels as their loss is. Regression, tagging and generation

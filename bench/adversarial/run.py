@@ -43,6 +43,7 @@ def config(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> d
             "max_length": 64,
             "seed": seed,
             "logging_steps": 50,
+            **({"learning_rate": args.learning_rate} if args.learning_rate else {}),
             "save_steps": None,
             # One epoch: the final evaluation is the one that counts, and the last model is the one scored.
             "eval_each_epoch": False,
@@ -69,15 +70,21 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--alpha", type=float, default=0.3)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--table-only", action="store_true", help="print the table of OUT/results.json; run nothing")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the project's (5e-5, full)")
     args = parser.parse_args()
     args.noised = args.noised or args.out / "dev_noised.tsv"
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else []
+    if args.table_only:
+        print(table(results))
+        return
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     # Seed by seed, all methods for each: a budget cut short still leaves comparable pairs.
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
-            run_dir = args.out / "runs" / f"{method}-seed{seed}"
+            label = method + (f"@lr{args.learning_rate:g}" if args.learning_rate else "")
+            run_dir = args.out / "runs" / f"{label.replace('@', '-')}-seed{seed}"
             config_path = args.out / "configs" / f"{run_dir.name}.yaml"
             config_path.parent.mkdir(parents=True, exist_ok=True)
             config_path.write_text(yaml.safe_dump(config(method, seed, args, run_dir)))
@@ -94,13 +101,13 @@ def main() -> None:
                 subprocess.run([*evaluate, "--output", str(scored)], check=True, env=env, stdout=subprocess.DEVNULL)
                 also[name] = json.loads(scored.read_text())["accuracy"]
             row = {
-                "method": method, "seed": seed, "train_rows": args.train_rows, "epochs": args.epochs,
+                "method": label, "seed": seed, "train_rows": args.train_rows, "epochs": args.epochs,
                 "dev_accuracy": metrics["validation"]["accuracy"], "noised_accuracy": metrics["test"]["accuracy"],
                 "train_time_s": training["train_time_s"], "wall_s": round(wall, 1),
                 "adversarial": training.get("adversarial"), "also": also,
             }  # fmt: skip
             print(json.dumps(row), flush=True)
-            results = [r for r in results if (r["method"], r["seed"]) != (method, seed)] + [row]
+            results = [r for r in results if (r["method"], r["seed"]) != (label, seed)] + [row]
             results_path.write_text(json.dumps(results, indent=1))
             # The saved model is not needed for the figures, and each is about 90 MB.
             for heavy in (run_dir / "model", run_dir / "checkpoints"):
@@ -109,20 +116,23 @@ def main() -> None:
 
 
 def table(results: list[dict]) -> str:
+    """One row per method: accuracies by seed with their mean, the training time and the passes per batch."""
+    scored = [("dev", "dev_accuracy"), ("test set (--noised)", "noised_accuracy")]
+    scored += [(f"{name} noise", name) for name in results[0].get("also", {})] if results else []
+    header = " | ".join(f"{name} accuracy by seed (mean)" for name, _ in scored)
     lines = [
-        "| method | seeds | dev accuracy by seed (mean) | noised dev accuracy by seed (mean) | train time s (mean) "
-        "| passes per micro-batch (fwd/bwd) |",
-        "|---|---|---|---|---|---|",
+        f"| method | seeds | {header} | train time s (mean) | passes per batch (fwd/bwd) |",
+        "|---" * (len(scored) + 4) + "|",
     ]
     for method in dict.fromkeys(r["method"] for r in results):
         rows = [r for r in results if r["method"] == method]
-        dev = [r["dev_accuracy"] for r in rows]
-        noised = [r["noised_accuracy"] for r in rows]
+        cells = []
+        for _, key in scored:
+            values = [r[key] if key in r else r["also"][key] for r in rows]
+            cells.append(f"{', '.join(f'{v:.4f}' for v in values)} ({statistics.mean(values):.4f})")
         report = rows[0]["adversarial"] or {"forward_passes_relative": 1.0, "backward_passes_relative": 1.0}
         lines.append(
-            f"| {method} | {','.join(str(r['seed']) for r in rows)} "
-            f"| {', '.join(f'{d:.4f}' for d in dev)} ({statistics.mean(dev):.4f}) "
-            f"| {', '.join(f'{n:.4f}' for n in noised)} ({statistics.mean(noised):.4f}) "
+            f"| {method} | {','.join(str(r['seed']) for r in rows)} | {' | '.join(cells)} "
             f"| {statistics.mean(r['train_time_s'] for r in rows):.0f} "
             f"| {report['forward_passes_relative']}/{report['backward_passes_relative']} |"
         )

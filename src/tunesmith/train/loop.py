@@ -369,11 +369,9 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     s.speedups.before_micro_batch(batch)
     with accelerator.accumulate(s.model):
         labels = batch.pop("labels")
+        # The clean pass; adversarial training keeps its batch and embedding gradient for the extra passes.
         with s.adversary.clean(batch, labels) if s.adversary is not None else nullcontext():
-            sums, counts = _loss(s, batch, labels)
-            if s.accumulates:
-                s.step_count += counts.sum()
-            _backward(s, sums, counts)
+            sums, counts = _forward_backward(s, batch, labels)
         # Mean over examples (over tagged tokens for token tasks); a batch of only
         # truncated-away tags counts as one so the loss stays finite.
         loss = sums.sum() / counts.sum().clamp(min=1)
@@ -395,6 +393,17 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     # Packed rows (a causal task's) come without an attention mask: every position is a token.
     mask = batch.get("attention_mask")
     s.tokens += (mask.sum() if mask is not None else batch["input_ids"].numel()) * accelerator.num_processes
+
+
+def _forward_backward(
+    session: Session, batch: dict[str, torch.Tensor], labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A micro-batch's clean forward and backward; its examples (or tokens) count towards the step's mean."""
+    sums, counts = _loss(session, batch, labels)
+    if session.accumulates:
+        session.step_count += counts.sum()
+    _backward(session, sums, counts)
+    return sums, counts
 
 
 def _loss(session: Session, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,6 +49,7 @@ def config(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> d
             "eval_each_epoch": False,
         },
         "adversarial": {"method": method, "epsilon": args.epsilon, "alpha": args.alpha, "steps": args.steps},
+        "rdrop": {"alpha": args.rdrop_alpha},
         # Only the figures compared here: no data doctor, baselines or explained errors.
         "doctor": {"enabled": False},
         "report": {"baselines": False, "explained_errors": 0},
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--alpha", type=float, default=0.3)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rdrop-alpha", type=float, default=0.0, help="R-Drop's weight (0: off)")
     parser.add_argument("--table-only", action="store_true", help="print the table of OUT/results.json; run nothing")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: the project's (5e-5, full)")
     args = parser.parse_args()
@@ -84,7 +86,8 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
             label = method + (f"@lr{args.learning_rate:g}" if args.learning_rate else "")
-            run_dir = args.out / "runs" / f"{label.replace('@', '-')}-seed{seed}"
+            label += f"+rdrop{args.rdrop_alpha:g}" if args.rdrop_alpha else ""
+            run_dir = args.out / "runs" / f"{label.replace('@', '-').replace('+', '-')}-seed{seed}"
             config_path = args.out / "configs" / f"{run_dir.name}.yaml"
             config_path.parent.mkdir(parents=True, exist_ok=True)
             config_path.write_text(yaml.safe_dump(config(method, seed, args, run_dir)))

@@ -242,3 +242,11 @@ def test_deepspeed_is_refused_and_none_builds_nothing(tiny_model) -> None:
     assert build_adversary(model, AdversarialOptions()) is None
     with pytest.raises(UserError, match="DeepSpeed"):
         build_adversary(model, AdversarialOptions(method="fgm"), deepspeed=True)
+
+
+def test_pgd_under_linf_stays_in_the_epsilon_box(tiny_model) -> None:
+    task, model, batch, labels = tiny_setup(tiny_model)
+    options = AdversarialOptions(method="pgd", epsilon=0.01, alpha=0.008, steps=3, norm="linf")
+    adversary, _ = ours(task, model, batch, labels, options)
+    # Steps of 0.008 · sign(g): the first stays inside, the next two reach the box's wall.
+    assert adversary.last_norms == [pytest.approx(0.008), pytest.approx(0.01), pytest.approx(0.01)]

@@ -68,3 +68,30 @@ def test_rdrop_is_refused_where_there_is_no_class_distribution(tiny_config) -> N
     with pytest.raises(UserError, match="rdrop.alpha"):
         validate_config({**tiny_config, "task": "regression", "rdrop": {"alpha": 1.0}}, "test")
     assert validate_config({**tiny_config, "task": "regression"}, "test").rdrop.alpha == 0.0
+
+
+def test_the_loop_compares_bernoulli_distributions_for_a_multilabel_task(tiny_dropout_model) -> None:
+    from types import SimpleNamespace
+
+    from tunesmith.tasks import TASKS
+    from tunesmith.train import loop
+
+    task, model, batch, labels = tiny_setup(tiny_dropout_model)
+    # Two labels per example, as a multi-label task's targets.
+    targets = torch.stack([labels, 1 - labels], dim=1).float()
+
+    def multilabel_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_example = functional.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(-1)
+        return per_example, torch.ones_like(per_example)
+
+    session = SimpleNamespace(rdrop_alpha=1.0, task=SimpleNamespace(info=TASKS["multilabel"], loss=multilabel_loss))
+    session.model = model
+    model.train()
+    torch.manual_seed(5)
+    sums, _ = loop._loss(session, batch, targets)
+    torch.manual_seed(5)
+    logits = model(**{key: torch.cat([value, value]) for key, value in batch.items()}).logits
+    first, second = logits[:4], logits[4:]
+    task_part = (multilabel_loss(first, targets)[0] + multilabel_loss(second, targets)[0]) / 2
+    assert torch.allclose(sums, task_part + symmetric_bernoulli_kl(first, second), atol=1e-6)
+    assert not torch.allclose(sums, task_part + symmetric_kl(first, second), atol=1e-6)

@@ -7,6 +7,7 @@ import pytest
 from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
+    AdversarialOptions,
     CausalOptions,
     ClassificationOptions,
     ClozeOptions,
@@ -21,6 +22,7 @@ from tunesmith.config import (
     MultiLabelOptions,
     NerOptions,
     PromptOptions,
+    RDropOptions,
     RegressionOptions,
     ReportOptions,
     RunConfig,
@@ -52,6 +54,8 @@ SECTIONS = [
     ContrastiveOptions,
     ClozeOptions,
     ReportOptions,
+    AdversarialOptions,
+    RDropOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -501,6 +501,30 @@ class ReportOptions(_Section):
     explained_errors: int = Field(default=3, ge=0)
 
 
+class AdversarialOptions(_Section):
+    """Adversarial training on the word embeddings (train/adversarial.py, docs/adversarial.md)."""
+
+    # fgm: one step of size epsilon; pgd: `steps` ascent steps of `alpha` kept within epsilon, trained on the last;
+    # freelb: `steps` ascent steps on each example's embeddings, trained on the mean of their gradients.
+    method: Literal["none", "fgm", "pgd", "freelb"] = "none"
+    # Size of the perturbation: its norm over the batch's word-embedding rows (fgm, pgd), or over each
+    # example's embedded tokens (freelb).
+    epsilon: float = Field(default=1.0, gt=0)
+    # Step size of each ascent step (pgd, freelb).
+    alpha: float = Field(default=0.3, gt=0)
+    # Ascent steps: pgd's extra passes, freelb's passes in all (the clean one included).
+    steps: int = Field(default=3, ge=1)
+    # l2: steps along the normalised gradient, kept in an L2 ball; linf: along its sign, kept in a box.
+    norm: Literal["l2", "linf"] = "l2"
+
+
+class RDropOptions(_Section):
+    """R-Drop (train/rdrop.py): two dropout passes, both trained, and their outputs pulled together."""
+
+    # Weight of the symmetric KL divergence between the two passes' predictions; 0: off.
+    alpha: float = Field(default=0.0, ge=0)
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -537,6 +561,8 @@ class RunConfig(_Section):
     contrastive: ContrastiveOptions = ContrastiveOptions()
     cloze: ClozeOptions = ClozeOptions()
     report: ReportOptions = ReportOptions()
+    adversarial: AdversarialOptions = AdversarialOptions()
+    rdrop: RDropOptions = RDropOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
     tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = []
 
@@ -628,6 +654,16 @@ class RunConfig(_Section):
             raise ValueError(f"strategy {self.strategy} applies to method finetune; method {self.method} takes none")
         if self.method == "cloze" and not self.cloze.verbalizer:
             raise ValueError("method cloze needs cloze.verbalizer: one word per label, e.g. {1: great, 0: terrible}")
+        return self
+
+    @model_validator(mode="after")
+    def _rdrop_compares_distributions(self) -> RunConfig:
+        info = TASKS[self.task]
+        if self.rdrop.alpha > 0 and (info.token_level or info.target not in ("class", "label set")):
+            raise ValueError(
+                f"rdrop.alpha compares the class (or label) probabilities of two passes; task {self.task} has none: "
+                "set rdrop.alpha: 0, or use task classification or multilabel"
+            )
         return self
 
     def run_name(self) -> str:

@@ -152,6 +152,8 @@ def training_figures(plan: Plan, summary: TrainSummary, model: nn.Module, data: 
         "processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
         "device": str(accelerator.device),
+        # Adversarial training's and R-Drop's settings and added compute, where used.
+        **summary.extra,
     }
 
 

@@ -50,6 +50,8 @@ def train(
             stop=stop,
             strategy=plan.strategy,
             validation_swapped=data.swapped.get("validation"),
+            adversarial=plan.cfg.adversarial,
+            rdrop=plan.cfg.rdrop,
         )
 
 

@@ -12,7 +12,9 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from tunesmith.config import TrainingConfig
+from tunesmith.config import AdversarialOptions, RDropOptions, TrainingConfig
 from tunesmith.speedups import TrainingSpeedups, training_speedups
 from tunesmith.strategies import Strategy
 from tunesmith.tasks.protocol import Task
 from tunesmith.train import checkpoints
+from tunesmith.train.adversarial import Adversary, Passes, build_adversary
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
 from tunesmith.train.optim import build_optimizer, build_scheduler, schedule_of
+from tunesmith.train.rdrop import rdrop_loss
 from tunesmith.train.signals import GracefulStop, StopRequested
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class TrainSummary:
     best_step: int | None
     best_metric: float | None
     stopped_early: bool
+    # What adversarial training and R-Drop did and cost (metrics.json's training.adversarial, training.rdrop).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples_per_s(self) -> float:
@@ -208,6 +214,9 @@ class Session:
     last_eval_s: float = 0.0
     # (step, time) from which a time budget measures the pace of training.
     pace_mark: tuple[int, float] = (0, 0.0)
+    # Adversarial training's extra passes (train/adversarial.py), and R-Drop's loss (train/rdrop.py).
+    adversary: Adversary | None = None
+    rdrop_alpha: float = 0.0
 
     @property
     def epochs(self) -> int:
@@ -238,6 +247,8 @@ def fit(
     stop: GracefulStop | None = None,
     strategy: Strategy | None = None,
     validation_swapped: datasets.Dataset | None = None,
+    adversarial: AdversarialOptions | None = None,
+    rdrop: RDropOptions | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
@@ -245,6 +256,7 @@ def fit(
     the best model is restored from its checkpoint, so none is held in memory.
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     `validation_swapped`: the validation pairs in the other order, to score both and average.
+    `adversarial`, `rdrop`: adversarial training on the embeddings and R-Drop (docs/adversarial.md).
     """
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
@@ -273,6 +285,10 @@ def fit(
         torch.tensor(0.0, dtype=torch.float32, device=accelerator.device),
         torch.tensor(0.0, dtype=torch.float64, device=accelerator.device),
     )  # fmt: skip
+    if adversarial is not None and adversarial.method != "none":
+        deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+        session.adversary = build_adversary(accelerator.unwrap_model(model), adversarial, deepspeed)
+    session.rdrop_alpha = rdrop.alpha if rdrop is not None else 0.0
     if resume is not None:
         _restore(session, resume)
     checkpoints.remove_unfinished(checkpoint_dir)
@@ -353,19 +369,16 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     s.speedups.before_micro_batch(batch)
     with accelerator.accumulate(s.model):
         labels = batch.pop("labels")
-        sums, counts = s.task.loss(s.model(**batch).logits, labels)
+        # The clean pass; adversarial training keeps its batch and embedding gradient for the extra passes.
+        with s.adversary.clean(batch, labels) if s.adversary is not None else nullcontext():
+            sums, counts = _forward_backward(s, batch, labels)
         # Mean over examples (over tagged tokens for token tasks); a batch of only
         # truncated-away tags counts as one so the loss stays finite.
         loss = sums.sum() / counts.sum().clamp(min=1)
-        if s.accumulates:
-            # The mean over the whole step's examples or tokens, not a mean of the micro-batches' means:
-            # each micro-batch adds its sum, and the step divides by the count of all (`_mean_gradient`).
-            s.step_count += counts.sum()
-            accelerator.backward(sums.sum() / _loss_scale(s))
-            if accelerator.sync_gradients:
-                _mean_gradient(s)
-        else:
-            accelerator.backward(loss)
+        if s.adversary is not None and accelerator.sync_gradients:
+            s.adversary.attack(Passes(partial(_loss, s), partial(_backward, s), partial(accelerator.no_sync, s.model)))
+        if s.accumulates and accelerator.sync_gradients:
+            _mean_gradient(s)
         if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
             accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
         s.optimizer.step()
@@ -380,6 +393,37 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
     # Packed rows (a causal task's) come without an attention mask: every position is a token.
     mask = batch.get("attention_mask")
     s.tokens += (mask.sum() if mask is not None else batch["input_ids"].numel()) * accelerator.num_processes
+
+
+def _forward_backward(
+    session: Session, batch: dict[str, torch.Tensor], labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A micro-batch's clean forward and backward; its examples (or tokens) count towards the step's mean."""
+    sums, counts = _loss(session, batch, labels)
+    if session.accumulates:
+        session.step_count += counts.sum()
+    _backward(session, sums, counts)
+    return sums, counts
+
+
+def _loss(session: Session, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward: per-example loss sums and what they count (examples, or target tokens)."""
+    s = session
+    if s.rdrop_alpha > 0:
+        multilabel = s.task.info.target == "label set"
+        return rdrop_loss(s.model, s.task.loss, s.rdrop_alpha, multilabel)(batch, labels)
+    return s.task.loss(s.model(**batch).logits, labels)
+
+
+def _backward(session: Session, sums: torch.Tensor, counts: torch.Tensor) -> None:
+    """The backward of a micro-batch's loss; every pass of a step (adversarial ones too) is scaled alike."""
+    s = session
+    if s.accumulates:
+        # The mean over the whole step's examples or tokens, not a mean of the micro-batches' means:
+        # each micro-batch adds its sum, and the step divides by the count of all (`_mean_gradient`).
+        s.accelerator.backward(sums.sum() / _loss_scale(s))
+    else:
+        s.accelerator.backward(sums.sum() / counts.sum().clamp(min=1))
 
 
 def _loss_scale(session: Session) -> float:
@@ -566,7 +610,19 @@ def _finish(session: Session) -> TrainSummary:
         best_step=stopper.best_step,
         best_metric=stopper.best,
         stopped_early=stopper.should_stop,
+        # The extra passes' share of training, validations left out as they are from the speeds.
+        extra=_extra_report(s, train_time - progress.eval_time_s),
     )
+
+
+def _extra_report(session: Session, train_time: float) -> dict[str, Any]:
+    s, extra = session, {}
+    if s.adversary is not None:
+        extra["adversarial"] = s.adversary.report(train_time)
+    if s.rdrop_alpha > 0:
+        # Each micro-batch goes through the model twice (stacked into one forward of twice the rows).
+        extra["rdrop"] = {"alpha": s.rdrop_alpha, "forward_rows_relative": 2.0}
+    return extra
 
 
 def _stop_requested(stop: GracefulStop | None, accelerator: Accelerator) -> bool:

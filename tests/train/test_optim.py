@@ -18,7 +18,8 @@ from transformers import (
     get_polynomial_decay_schedule_with_warmup,
 )
 
-from tunesmith.config import TrainingConfig
+from tunesmith.config import TrainingConfig, validate_config
+from tunesmith.errors import UserError
 from tunesmith.train.optim import build_optimizer, build_scheduler, refit_scheduler
 
 
@@ -292,3 +293,8 @@ def test_optimizer_and_schedule_options_are_checked() -> None:
         TrainingConfig(scheduler="polynomial", learning_rate=1e-5, end_learning_rate=1e-4)
     with pytest.raises(ValidationError, match="optimizer"):
         TrainingConfig(optimizer="lamb")
+
+
+def test_a_config_file_with_both_warmups_is_refused_naming_them() -> None:
+    with pytest.raises(UserError, match=r'c.yaml: "training": .*warmup_ratio or warmup_steps, not both'):
+        validate_config({"data": {"train": "x.csv"}, "training": {"warmup_steps": 5, "warmup_ratio": 0.1}}, "c.yaml")

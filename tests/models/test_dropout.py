@@ -115,3 +115,26 @@ def test_overrides_are_refused_where_the_method_trains_no_task_model() -> None:
         )
     with pytest.raises(ValidationError, match="hidden_dropout"):
         RegularizationConfig(hidden_dropout=1.0)
+
+
+def test_the_ner_head_takes_the_classifier_rate(tiny_model: str) -> None:
+    cfg = RunConfig.model_validate(
+        {"task": "ner", "data": {"train": "train.conll"}, "regularization": {"classifier_dropout": 0.35}}
+    )
+    model = get_task(cfg, {"names": ["O", "B-PER", "I-PER"], "scheme": "iob2"}).load_model(tiny_model)
+    assert model.dropout.p == 0.35 and model.bert.embeddings.dropout.p == 0.0
+
+
+def test_a_causal_decoder_takes_its_own_fields_and_refuses_what_it_lacks(tiny_gpt2: str, tiny_llama: str) -> None:
+    def causal(regularization: dict) -> RunConfig:
+        return RunConfig.model_validate(
+            {"task": "causal", "data": {"train": "train.jsonl"}, "regularization": regularization}
+        )
+
+    gpt2 = get_task(causal({"hidden_dropout": 0.2, "attention_dropout": 0.3})).load_model(tiny_gpt2)
+    assert gpt2.transformer.drop.p == 0.2 and gpt2.transformer.h[0].mlp.dropout.p == 0.2
+    assert gpt2.transformer.h[0].attn.attn_dropout.p == 0.3
+    llama = get_task(causal({"attention_dropout": 0.25})).load_model(tiny_llama)
+    assert llama.config.attention_dropout == 0.25
+    with pytest.raises(UserError, match="hidden_dropout cannot apply to backbone"):
+        get_task(causal({"hidden_dropout": 0.2})).load_model(tiny_llama)

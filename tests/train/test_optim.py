@@ -298,3 +298,20 @@ def test_optimizer_and_schedule_options_are_checked() -> None:
 def test_a_config_file_with_both_warmups_is_refused_naming_them() -> None:
     with pytest.raises(UserError, match=r'c.yaml: "training": .*warmup_ratio or warmup_steps, not both'):
         validate_config({"data": {"train": "x.csv"}, "training": {"warmup_steps": 5, "warmup_ratio": 0.1}}, "c.yaml")
+
+
+def test_a_time_budget_runs_a_cosine_schedule_down_by_the_end(tiny_config: dict) -> None:
+    import json
+
+    import tunesmith
+
+    tiny_config["training"].update(
+        epochs=1000, max_time="3s", scheduler="cosine", warmup_ratio=0.1, logging_steps=2, eval_each_epoch=False
+    )
+    run = tunesmith.finetune(tiny_config)
+    lines = [json.loads(line) for line in (run.path / "history.jsonl").read_text().splitlines()]
+    steps = [line for line in lines if "split" not in line]
+    assert run.metrics["training"]["steps"] == steps[-1]["step"] > 10
+    peak = max(line["learning_rate"] for line in steps)
+    # Refitted to the steps the budget held: near zero at the last step, and never above the peak rate.
+    assert peak <= 2e-3 and steps[-1]["learning_rate"] <= 0.05 * peak

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import validate_config
+from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import UserError
-from tunesmith.search import search
+from tunesmith.search import default_space, search
 
 
 def write_config(tiny_config: dict, tmp_path: Path, **extra) -> Path:
@@ -72,3 +72,9 @@ def test_search_refuses_a_folder_it_did_not_write_before_any_trial(tiny_config: 
         search(config, [], trials=2, output_dir=folder)
     assert sorted(p.name for p in folder.iterdir()) == ["trial-1"]
     assert (folder / "trial-1" / "data.csv").read_text() == "mine"
+
+
+def test_the_default_space_leaves_out_the_warmup_ratio_when_the_warmup_is_in_steps() -> None:
+    assert "training.warmup_ratio" in default_space(RunConfig(data={"train": "x.csv"}))
+    given = RunConfig(data={"train": "x.csv"}, training={"warmup_steps": 10})
+    assert "training.warmup_ratio" not in default_space(given)

@@ -114,6 +114,10 @@ class DataConfig(_Section):
         return self
 
 
+OptimizerName = Literal["adamw", "adam", "sgd", "rmsprop", "adafactor"]
+SchedulerName = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant"]
+DEFAULT_WARMUP_RATIO = 0.1
+
 # Replaced by training.cpu_speedups; still read from older run folders' config.yaml.
 LEGACY_SPEEDUP_SWITCHES = {"cls_only_last_layer", "word_dropout"}
 
@@ -133,7 +137,24 @@ class TrainingConfig(_Section):
     # Learning rate of the task head (classifier and pooler); None: the same as learning_rate.
     head_learning_rate: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    # Parameters whose name holds one of these (case-insensitive) take no weight decay: biases and norm gains.
+    no_decay: list[str] = ["bias", "norm.weight", "ln_"]
+    # torch's optimizer (docs/optimization.md); betas and eps: Adam(W)'s (eps also RMSprop's).
+    optimizer: OptimizerName = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    # SGD's and RMSprop's momentum; nesterov: SGD's Nesterov momentum (needs momentum above 0).
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    nesterov: bool = False
+    # transformers' schedule after the warm-up; cycles: cosine_with_restarts' hard restarts; power and
+    # end_learning_rate: polynomial's.
+    scheduler: SchedulerName = "linear"
+    cycles: int = Field(default=1, gt=0)
+    power: float = Field(default=1.0, gt=0)
+    end_learning_rate: float = Field(default=1e-7, ge=0)
+    # Warm-up as a fraction of the steps (0.1 when warmup_steps is unset) or as a number of steps; not both.
+    warmup_ratio: float | None = Field(default=None, ge=0, le=1)
+    warmup_steps: int | None = Field(default=None, ge=0)
     # Clip the global gradient norm to this; None turns clipping off.
     max_grad_norm: float | None = Field(default=1.0, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
@@ -184,6 +205,31 @@ class TrainingConfig(_Section):
             data["cpu_speedups"] = all(legacy)
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _warmup_ratio_unless_steps(cls, data: object) -> object:
+        # Filled in before validation so that a saved config holds the warm-up actually used, and reloads.
+        if isinstance(data, dict) and data.get("warmup_ratio") is None and data.get("warmup_steps") is None:
+            return {**data, "warmup_ratio": DEFAULT_WARMUP_RATIO}
+        return data
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> TrainingConfig:
+        if self.warmup_ratio is not None and self.warmup_steps is not None:
+            raise ValueError("set warmup_ratio or warmup_steps, not both: drop one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _optimizer_options(self) -> TrainingConfig:
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov is SGD's Nesterov momentum: set optimizer: sgd and momentum above 0 (e.g. 0.9)")
+        if self.scheduler == "polynomial" and self.end_learning_rate >= self.learning_rate:
+            raise ValueError(
+                f"end_learning_rate ({self.end_learning_rate}) must be below learning_rate ({self.learning_rate}) "
+                "for the polynomial schedule to decay: lower end_learning_rate"
+            )
+        return self
+
     @field_validator("max_time", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -216,6 +262,21 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"{text!r} is not a duration: write it as 45m, 1h30m, 90s or a number of seconds")
     hours, minutes, seconds = (float(part) if part else 0.0 for part in found.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+class RegularizationConfig(_Section):
+    """Dropout rates that replace the backbone's own (None keeps its own), set in its config before it loads."""
+
+    # On hidden states and embeddings (BERT: hidden_dropout_prob).
+    hidden_dropout: float | None = Field(default=None, ge=0, lt=1)
+    # On attention probabilities (BERT: attention_probs_dropout_prob).
+    attention_dropout: float | None = Field(default=None, ge=0, lt=1)
+    # Before the task head (BERT: classifier_dropout, else the hidden rate).
+    classifier_dropout: float | None = Field(default=None, ge=0, lt=1)
+
+    @property
+    def overrides(self) -> dict[str, float]:
+        return {name: rate for name, rate in self.model_dump().items() if rate is not None}
 
 
 class ClassificationOptions(_Section):
@@ -540,6 +601,7 @@ class RunConfig(_Section):
     output_dir: Path | None = None
     data: DataConfig
     training: TrainingConfig = TrainingConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
     classification: ClassificationOptions = ClassificationOptions()
     regression: RegressionOptions = RegressionOptions()
     multilabel: MultiLabelOptions = MultiLabelOptions()
@@ -664,6 +726,23 @@ class RunConfig(_Section):
                 f"rdrop.alpha compares the class (or label) probabilities of two passes; task {self.task} has none: "
                 "set rdrop.alpha: 0, or use task classification or multilabel"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _training_options_for_finetune(self) -> RunConfig:
+        # The other methods train with their own fixed recipe (AdamW, linear warm-up by ratio, the model's dropout).
+        if self.method == "finetune":
+            return self
+        training = self.training
+        given = [f"regularization.{name}" for name in self.regularization.overrides] + [
+            f"training.{name}"
+            for name, value in (("optimizer", "adamw"), ("scheduler", "linear"), ("warmup_steps", None))
+            if getattr(training, name) != value
+        ]
+        given += ["adversarial.method"] if self.adversarial.method != "none" else []
+        given += ["rdrop.alpha"] if self.rdrop.alpha > 0 else []
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to method finetune; method {self.method} takes none: drop them")
         return self
 
     def run_name(self) -> str:

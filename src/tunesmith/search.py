@@ -46,6 +46,9 @@ def default_space(cfg: RunConfig) -> dict[str, SearchRange]:
         "training.warmup_ratio": SearchRange(low=0.0, high=0.2),
         "training.weight_decay": SearchRange(low=0.0, high=0.1),
     }
+    if cfg.training.warmup_steps is not None:
+        # The warm-up is given in steps; a sampled ratio beside it would be refused.
+        del space["training.warmup_ratio"]
     if cfg.strategy == "lora":
         space["lora.rank"] = SearchRange(choices=sorted({4, 8, 16, cfg.lora.rank}))
     return space

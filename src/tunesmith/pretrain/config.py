@@ -146,7 +146,10 @@ class PretrainConfig(_Section):
             return raw
         given = raw.get("training", {})
         rate = SCRATCH_LEARNING_RATE if raw.get("model") is None else CONTINUED_LEARNING_RATE
-        training = {**PRETRAINING_DEFAULTS, "learning_rate": rate, **given}
+        defaults = dict(PRETRAINING_DEFAULTS)
+        if given.get("warmup_steps") is not None:
+            defaults.pop("warmup_ratio")  # a warm-up given in steps replaces the default ratio
+        training = {**defaults, "learning_rate": rate, **given}
         return {**raw, "training": training}
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from tunesmith.causal import encoding, generation, packing, templates
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
+from tunesmith.models.dropout import dropout_options
 from tunesmith.models.loading import load_config, load_weights
 from tunesmith.tasks import TASKS
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
@@ -157,10 +158,11 @@ class CausalTask:
             )
 
     def load_model(self, backbone: str) -> PreTrainedModel:
+        dropout = dropout_options(backbone, self.cfg.regularization, self.cfg.model)
         if self.options.load_in_4bit:
-            model = load_four_bit(backbone)
+            model = load_four_bit(backbone, dropout)
         else:
-            model = load_weights(AutoModelForCausalLM, backbone, "backbone", dtype=torch.float32)
+            model = load_weights(AutoModelForCausalLM, backbone, "backbone", dtype=torch.float32, **dropout)
         if self.vocabulary_size and self.vocabulary_size > model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(self.vocabulary_size, mean_resizing=True)
         # Without a cache the model reads packed rows' position ids as separate examples (masking_utils).
@@ -274,7 +276,7 @@ def check_four_bit_loading() -> None:
         raise UserError("causal.load_in_4bit (QLoRA) needs the bitsandbytes package: pip install bitsandbytes.")
 
 
-def load_four_bit(backbone: str) -> PreTrainedModel:
+def load_four_bit(backbone: str, dropout: dict[str, float]) -> PreTrainedModel:
     """The decoder in 4-bit NF4 with double quantisation and bfloat16 compute (QLoRA's recipe), its norms and
     head kept in float32 for training (peft's `prepare_model_for_kbit_training`)."""
     from peft import prepare_model_for_kbit_training
@@ -285,6 +287,6 @@ def load_four_bit(backbone: str) -> PreTrainedModel:
         bnb_4bit_compute_dtype=torch.bfloat16,
     )  # fmt: skip
     model = load_weights(
-        AutoModelForCausalLM, backbone, "backbone", quantization_config=quantization, dtype=torch.bfloat16
+        AutoModelForCausalLM, backbone, "backbone", quantization_config=quantization, dtype=torch.bfloat16, **dropout
     )
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -24,6 +24,7 @@ from transformers import (
 
 from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
+from tunesmith.models.dropout import dropout_options
 from tunesmith.models.loading import load_weights
 from tunesmith.tasks import TASKS, tagging
 from tunesmith.tasks.encoding import cached_map
@@ -269,6 +270,7 @@ class NerTask:
             id2label=dict(enumerate(self.names)),
             label2id={name: index for index, name in enumerate(self.names)},
             dtype=torch.float32,
+            **dropout_options(backbone, self.cfg.regularization, self.cfg.model),
         )
         return with_case_types(model) if self.options.word_case else model
 

@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
 from tunesmith.config import RunConfig
+from tunesmith.models.dropout import dropout_options
 from tunesmith.models.loading import load_weights
 from tunesmith.tasks.encoding import tokenize
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
@@ -45,7 +46,11 @@ class SequenceTask:
         pass
 
     def load_model(self, backbone: str) -> PreTrainedModel:
-        options = {"dtype": torch.float32, **self.head_options()}
+        options = {
+            "dtype": torch.float32,
+            **self.head_options(),
+            **dropout_options(backbone, self.cfg.regularization, self.cfg.model),
+        }
         return load_weights(AutoModelForSequenceClassification, backbone, "backbone", **options)
 
     def load_trained(self, path: Path) -> PreTrainedModel:

@@ -36,7 +36,7 @@ from tunesmith.train import checkpoints
 from tunesmith.train.adversarial import Adversary, Passes, build_adversary
 from tunesmith.train.batching import eval_loader, train_loader
 from tunesmith.train.early_stopping import EarlyStopping
-from tunesmith.train.optim import build_optimizer, build_scheduler, schedule_of
+from tunesmith.train.optim import build_optimizer, build_scheduler, refit_scheduler
 from tunesmith.train.rdrop import rdrop_loss
 from tunesmith.train.signals import GracefulStop, StopRequested
 
@@ -307,8 +307,9 @@ def _restore(session: Session, resume: checkpoints.Checkpoint) -> None:
     s.window_loss.fill_(s.progress.window_loss)
     s.trained_before = s.progress.train_time_s
     if s.progress.budget_steps is not None:
-        # The schedule's own fit came back with the scheduler's state.
         s.total_steps = s.progress.budget_steps
+    # Built again at the saved step (and a time budget's fitted steps): the state keeps only the step and rates.
+    s.scheduler = refit_scheduler(s.scheduler, s.cfg, s.total_steps)
     if s.progress.batches_in_epoch == 0:  # at an epoch boundary: at once
         checkpoints.set_rng_state(rng)
     else:
@@ -516,7 +517,7 @@ def _fit_time_budget(session: Session, bar: Any, evaluated: bool) -> None:
         planned = int(s.accelerator.gather(torch.tensor([planned], device=s.accelerator.device)).min())
     if planned != s.total_steps:
         s.total_steps = progress.budget_steps = planned
-        schedule_of(s.scheduler).fit(planned)
+        s.scheduler = refit_scheduler(s.scheduler, s.cfg, planned)
         bar.total = planned
         bar.refresh()
 

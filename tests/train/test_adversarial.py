@@ -250,3 +250,12 @@ def test_pgd_under_linf_stays_in_the_epsilon_box(tiny_model) -> None:
     adversary, _ = ours(task, model, batch, labels, options)
     # Steps of 0.008 · sign(g): the first stays inside, the next two reach the box's wall.
     assert adversary.last_norms == [pytest.approx(0.008), pytest.approx(0.01), pytest.approx(0.01)]
+
+
+def test_adversarial_training_and_rdrop_are_refused_where_the_method_trains_no_task_model() -> None:
+    from pydantic import ValidationError
+
+    from tunesmith.config import RunConfig
+
+    with pytest.raises(ValidationError, match="adversarial.method, rdrop.alpha apply to method finetune"):
+        RunConfig(data={"train": "x.csv"}, method="zero_shot", adversarial={"method": "fgm"}, rdrop={"alpha": 1.0})

@@ -51,11 +51,9 @@ class ClassificationTask(SequenceTask):
         given = vocabulary.given_names(self.cfg.data)
         if given is not None:
             self.names = given
-            ids = [
+            for value, line in zip(train["label"], train["line"], strict=True):
                 vocabulary.resolve(value, given, source, line, by_index=True)
-                for value, line in zip(train["label"], train["line"], strict=True)
-            ]
-            self.class_weights = self._fit_weights(ids)
+            self.class_weights = self._fit_weights(train, source)
             return
         vocabulary.refuse_fractions(train["label"], train["line"], source)
         names = {vocabulary.label_name(v, source, line) for v, line in zip(train["label"], train["line"], strict=True)}
@@ -65,13 +63,9 @@ class ClassificationTask(SequenceTask):
                 "least two labels: check data.label_column, or add examples of the other classes."
             )
         self.names = vocabulary.sorted_names(names)
-        ids = [
-            vocabulary.resolve(value, self.names, source, line, by_index=False)
-            for value, line in zip(train["label"], train["line"], strict=True)
-        ]
-        self.class_weights = self._fit_weights(ids)
+        self.class_weights = self._fit_weights(train, source)
 
-    def _fit_weights(self, ids: list[int]) -> list[float] | None:
+    def _fit_weights(self, train: datasets.Dataset, source: Path) -> list[float] | None:
         options = self.cfg.loss
         if options.alpha is not None:
             if len(self.names) != 2:
@@ -82,13 +76,13 @@ class ClassificationTask(SequenceTask):
             # Lin et al.'s alpha for the positive class, 1 - alpha for the other.
             positive = self.names.index(self.positive)
             return [options.alpha if index == positive else 1 - options.alpha for index in range(2)]
-        counts = np.bincount(ids, minlength=len(self.names)).tolist()
-        return losses.resolve_weights(
-            options.class_weights,
-            self.names,
-            lambda: losses.class_weights(counts, str(options.class_weights), options.beta),
-            "loss.class_weights",
-        )
+
+        def computed() -> list[float]:
+            ids = self.encode(train, source)["labels"]
+            counts = np.bincount(ids, minlength=len(self.names)).tolist()
+            return losses.class_weights(counts, str(options.class_weights), options.beta)
+
+        return losses.resolve_weights(options.class_weights, self.names, computed, "loss.class_weights")
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"names": self.names}

@@ -31,6 +31,8 @@ VARIANTS: dict[str, list[str]] = {
     "focal": ["loss.name=focal", "loss.gamma=2"],
     "focal_g1": ["loss.name=focal", "loss.gamma=1"],
     "focal_alpha": ["loss.name=focal", "loss.gamma=2", "loss.alpha=0.25"],
+    # Is plain cross-entropy only short of training? One more epoch.
+    "ce_3_epochs": ["training.epochs=3"],
 }
 
 

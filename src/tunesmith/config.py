@@ -257,13 +257,6 @@ class NerOptions(_Section):
 
 
 LossName = Literal["auto", "cross_entropy", "focal", "bce", "mse", "huber"]
-# The losses each task trains with; the first is what "auto" means (regression: regression.loss).
-TASK_LOSSES: dict[str, tuple[str, ...]] = {
-    "classification": ("cross_entropy", "focal"),
-    "ner": ("cross_entropy", "focal"),
-    "multilabel": ("bce", "focal"),
-    "regression": ("mse", "huber"),
-}
 # Weights per label: computed from the training labels, or given as a list (label order) or a {label: weight} map.
 LabelWeights = (
     Literal["none", "inverse", "effective"]
@@ -312,19 +305,20 @@ class LossOptions(_Section):
         config.yaml names every option, and must load again.
         """
         defaults = LossOptions()
-        if task not in TASK_LOSSES or method != "finetune":
+        allowed = TASKS[task].losses
+        if not allowed or method != "finetune":
             if self != defaults:
-                what = f"task {task}" if task not in TASK_LOSSES else f"method {method}"
-                tasks = ", ".join(TASK_LOSSES)
+                what = f"task {task}" if not allowed else f"method {method}"
+                tasks = ", ".join(name for name, info in TASKS.items() if info.losses)
                 return f"{what} brings its own loss: drop the loss section (it applies to method finetune of {tasks})"
             return None
-        allowed = TASK_LOSSES[task]
         if self.name != "auto" and self.name not in allowed:
             return f"loss.name {self.name} does not fit task {task}: use {' or '.join(allowed)}"
-        if task == "regression" and self.name != "auto" and regression_loss not in ("mse", self.name):
+        if TASKS[task].target == "number" and self.name != "auto" and regression_loss not in ("mse", self.name):
             return f"loss.name {self.name} and regression.loss {regression_loss} disagree: set only loss.name"
         name = self.resolved(task, regression_loss)
-        single = task in ("classification", "ner")
+        # One class per example or per token: what class weights and label smoothing apply to.
+        single = TASKS[task].target in ("class", "tags")
         checks = [
             (
                 "label_smoothing",
@@ -348,7 +342,7 @@ class LossOptions(_Section):
             (
                 "alpha",
                 self.alpha is not None,
-                name == "focal" and task in ("classification", "multilabel"),
+                name == "focal" and TASKS[task].target in ("class", "label set"),
                 "only name: focal uses it, for binary classification or multilabel; for ner give class_weights",
             ),
             (
@@ -374,7 +368,8 @@ class LossOptions(_Section):
         """The loss actually trained: `name`, or the task's usual one for "auto"."""
         if self.name != "auto":
             return self.name
-        return regression_loss if task == "regression" else TASK_LOSSES.get(task, ("auto",))[0]
+        losses = TASKS[task].losses
+        return regression_loss if TASKS[task].target == "number" else (losses[0] if losses else "auto")
 
 
 class CausalOptions(_Section):

@@ -137,3 +137,77 @@ def test_given_weights_follow_the_label_order() -> None:
         losses.resolve_weights([1, 2], names, list, "loss.class_weights")
     with pytest.raises(UserError, match="loss.pos_weight names 'joy', not a training label"):
         losses.resolve_weights({"joy": 2.0}, names, list, "loss.pos_weight")
+
+
+def first_step_gradient(tiny_model: str, batch_size: int, accumulation: int) -> dict[str, torch.Tensor]:
+    """The first optimizer step's gradient of a weighted classification loss, 32 examples in all."""
+    import tempfile
+    from pathlib import Path
+
+    import datasets
+    from accelerate.utils import set_seed
+
+    from tunesmith.config import RunConfig
+    from tunesmith.models.backbones import load_tokenizer
+    from tunesmith.strategies import Strategy, get_strategy
+    from tunesmith.tasks import get_task
+    from tunesmith.train.accelerator import make_accelerator
+    from tunesmith.train.loop import fit
+
+    cfg = RunConfig.model_validate(
+        {"model": tiny_model, "data": {"train": "t.csv"}, "loss": {"class_weights": [1.0, 7.0, 3.0]}}
+    )
+    # Texts of different lengths, so that length-sorted micro-batches hold different mixes of classes.
+    rows = {
+        "text": [" ".join(["word"] * (1 + i % 9)) + f" {i}" for i in range(32)],
+        "label": ["a"] * 20 + ["b"] * 4 + ["c"] * 8,
+        "line": list(range(2, 34)),
+    }
+    task = get_task(cfg)
+    split = datasets.Dataset.from_dict(rows)
+    task.fit_labels(split, Path("t.csv"))
+    tokenizer = load_tokenizer(tiny_model)
+    train = task.tokenize(task.encode(split, Path("t.csv")), tokenizer, True)
+    training = cfg.training.model_copy(
+        update={
+            "batch_size": batch_size,
+            "gradient_accumulation_steps": accumulation,
+            "max_steps": 1,
+            "group_by_length": True,
+            "max_grad_norm": None,
+            "eval_each_epoch": False,
+        }
+    )
+    set_seed(0)
+    model = task.load_model(tiny_model)
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep_gradient(model: torch.nn.Module, step: int) -> None:
+        seen.update({name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None})
+
+    strategy = Strategy("full", get_strategy(cfg).prepare, after_step=keep_gradient)
+    accelerator = make_accelerator(accumulation, mixed_precision="no")
+    fit(model, train, None, tokenizer, task, training, accelerator, lambda record: None, Path(tempfile.mkdtemp()),
+        strategy=strategy)  # fmt: skip
+    return seen
+
+
+def test_accumulated_micro_batches_give_the_weighted_mean_of_the_whole_batch(tiny_model: str) -> None:
+    # Each micro-batch's counts are its examples' class weights: the step divides by the weight of all 32.
+    whole = first_step_gradient(tiny_model, batch_size=32, accumulation=1)
+    accumulated = first_step_gradient(tiny_model, batch_size=8, accumulation=4)
+    assert whole.keys() == accumulated.keys() and whole
+    difference = sum(float((accumulated[n] - whole[n]).pow(2).sum()) for n in whole)
+    size = sum(float(whole[n].pow(2).sum()) for n in whole)
+    assert (difference / size) ** 0.5 <= 1e-5
+
+
+def test_a_mean_of_the_micro_batches_weighted_means_would_have_failed(tiny_model: str, monkeypatch) -> None:
+    from tunesmith.train.loop import Session
+
+    whole = first_step_gradient(tiny_model, batch_size=32, accumulation=1)
+    monkeypatch.setattr(Session, "accumulates", property(lambda self: False))
+    mean_of_means = first_step_gradient(tiny_model, batch_size=8, accumulation=4)
+    difference = sum(float((mean_of_means[n] - whole[n]).pow(2).sum()) for n in whole)
+    size = sum(float(whole[n].pow(2).sum()) for n in whole)
+    assert (difference / size) ** 0.5 > 0.05

@@ -11,7 +11,7 @@ import difflib
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -317,6 +317,122 @@ class NerOptions(_Section):
     word_case: bool = False
 
 
+LossName = Literal["auto", "cross_entropy", "focal", "bce", "mse", "huber"]
+# Weights per label: computed from the training labels, or given as a list (label order) or a {label: weight} map.
+LabelWeights = (
+    Literal["none", "inverse", "effective"]
+    | list[Annotated[float, Field(gt=0)]]
+    | dict[str, Annotated[float, Field(gt=0)]]
+)
+
+
+class LossOptions(_Section):
+    """What the task's model is trained to minimise (docs/losses.md)."""
+
+    # auto: cross_entropy (classification, ner), bce (multilabel), regression.loss (regression).
+    name: LossName = "auto"
+    # Cross-entropy against (1 - e) * one-hot + e / C (torch's label_smoothing); classification and ner.
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    # Per-class weights of cross_entropy or focal: none, inverse (n / (C * n_c)), effective (effective
+    # number of samples, Cui et al. 2019, with `beta`), a list in label order, or a {label: weight} map.
+    class_weights: LabelWeights = "none"
+    beta: float = Field(default=0.999, gt=0, lt=1)
+    # Focal loss: (1 - p_t)^gamma down-weights easy examples; gamma 0 is cross-entropy / BCE.
+    gamma: float = Field(default=2.0, ge=0)
+    # Focal alpha: the weight of positives (1 - alpha of negatives): multilabel, or binary classification.
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    # Multilabel BCE's weight of each label's positives: none, inverse (negatives / positives in train),
+    # a list in label order, or a {label: weight} map.
+    pos_weight: LabelWeights = "none"
+    # Huber loss threshold; None: regression.huber_delta.
+    huber_delta: float | None = Field(default=None, gt=0)
+
+    @field_validator("class_weights", "pos_weight", mode="before")
+    @classmethod
+    def _label_keys(cls, value: object) -> object:
+        return label_keys_as_text(value)
+
+    @field_validator("pos_weight")
+    @classmethod
+    def _no_effective_pos_weight(cls, value: object) -> object:
+        if value == "effective":
+            raise ValueError("the effective number weights classes: use pos_weight none, inverse, a list or a map")
+        return value
+
+    def problem(self, task: str, method: str, regression_loss: str) -> str | None:
+        """Why these options do not fit `task` (None when they do); the message names the field.
+
+        Options are compared with their defaults, not with what the YAML named: a run folder's
+        config.yaml names every option, and must load again.
+        """
+        defaults = LossOptions()
+        allowed = TASKS[task].losses
+        if not allowed or method != "finetune":
+            if self != defaults:
+                what = f"task {task}" if not allowed else f"method {method}"
+                tasks = ", ".join(name for name, info in TASKS.items() if info.losses)
+                return f"{what} brings its own loss: drop the loss section (it applies to method finetune of {tasks})"
+            return None
+        if self.name != "auto" and self.name not in allowed:
+            return f"loss.name {self.name} does not fit task {task}: use {' or '.join(allowed)}"
+        if TASKS[task].target == "number" and self.name != "auto" and regression_loss not in ("mse", self.name):
+            return f"loss.name {self.name} and regression.loss {regression_loss} disagree: set only loss.name"
+        name = self.resolved(task, regression_loss)
+        # One class per example or per token: what class weights and label smoothing apply to.
+        single = TASKS[task].target in ("class", "tags")
+        checks = [
+            (
+                "label_smoothing",
+                self.label_smoothing > 0,
+                name == "cross_entropy",
+                "it smooths the targets of cross_entropy (classification, ner); focal and the other losses take none",
+            ),
+            (
+                "class_weights",
+                self.class_weights != "none",
+                single,
+                "it weights the classes of classification or ner; multilabel has loss.pos_weight",
+            ),
+            (
+                "beta",
+                self.beta != defaults.beta,
+                self.class_weights == "effective",
+                "only class_weights effective uses it",
+            ),
+            ("gamma", self.gamma != defaults.gamma, name == "focal", "only name: focal uses it"),
+            (
+                "alpha",
+                self.alpha is not None,
+                name == "focal" and TASKS[task].target in ("class", "label set"),
+                "only name: focal uses it, for binary classification or multilabel; for ner give class_weights",
+            ),
+            (
+                "alpha",
+                self.alpha is not None,
+                self.class_weights == "none",
+                "alpha and class_weights both weight the classes: give one of them",
+            ),
+            (
+                "pos_weight",
+                self.pos_weight != "none",
+                name == "bce",
+                "it weights the positives of multilabel bce; with focal use loss.alpha",
+            ),
+            ("huber_delta", self.huber_delta is not None, name == "huber", "only name: huber uses it"),
+        ]
+        for field, used, fits, why in checks:
+            if used and not fits:
+                return f"loss.{field} does not fit loss {name} of task {task}: {why}"
+        return None
+
+    def resolved(self, task: str, regression_loss: str = "mse") -> str:
+        """The loss actually trained: `name`, or the task's usual one for "auto"."""
+        if self.name != "auto":
+            return self.name
+        losses = TASKS[task].losses
+        return regression_loss if TASKS[task].target == "number" else (losses[0] if losses else "auto")
+
+
 class CausalOptions(_Section):
     """task: causal: supervised fine-tuning of a decoder (docs/causal.md)."""
 
@@ -607,6 +723,7 @@ class RunConfig(_Section):
     multilabel: MultiLabelOptions = MultiLabelOptions()
     ner: NerOptions = NerOptions()
     causal: CausalOptions = CausalOptions()
+    loss: LossOptions = LossOptions()
     freeze: FreezeOptions = FreezeOptions()
     gradual: GradualOptions = GradualOptions()
     llrd: LayerDecayOptions = LayerDecayOptions()
@@ -686,6 +803,13 @@ class RunConfig(_Section):
                 f"strategy {self.strategy} cannot fine-tune task causal yet (peft's generation with virtual tokens "
                 "fails under this transformers release): use lora, ia3, bitfit, freeze or full"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _loss_fits_task(self) -> RunConfig:
+        problem = self.loss.problem(self.task, self.method, self.regression.loss)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

@@ -38,12 +38,21 @@ class TaskInfo:
     # Generates text (a causal LM): rows are prompts and completions or chats, not texts with labels;
     # scored by generating too.
     generative: bool = False
+    # What `loss.name` may choose (config section `loss:`, train/losses.py); the first is the default.
+    # Empty: the task brings its own loss and takes no loss options.
+    losses: tuple[str, ...] = ()
 
 
 TASKS: dict[str, TaskInfo] = {
     info.name: info
     for info in [
-        TaskInfo("classification", "tunesmith.tasks.classification:ClassificationTask", False, "SEQ_CLS"),
+        TaskInfo(
+            "classification",
+            "tunesmith.tasks.classification:ClassificationTask",
+            False,
+            "SEQ_CLS",
+            losses=("cross_entropy", "focal"),
+        ),
         TaskInfo(
             "regression",
             "tunesmith.tasks.regression:RegressionTask",
@@ -51,8 +60,16 @@ TASKS: dict[str, TaskInfo] = {
             "SEQ_CLS",
             labels_summary="a regression target",
             target="number",
+            losses=("mse", "huber"),
         ),
-        TaskInfo("multilabel", "tunesmith.tasks.multilabel:MultiLabelTask", False, "SEQ_CLS", target="label set"),
+        TaskInfo(
+            "multilabel",
+            "tunesmith.tasks.multilabel:MultiLabelTask",
+            False,
+            "SEQ_CLS",
+            target="label set",
+            losses=("bce", "focal"),
+        ),
         TaskInfo(
             "ner",
             "tunesmith.tasks.ner:NerTask",
@@ -62,6 +79,7 @@ TASKS: dict[str, TaskInfo] = {
             labels_summary="{count} tags",
             default_columns={"text_column": "tokens", "label_column": "tags"},
             target="tags",
+            losses=("cross_entropy", "focal"),
         ),
         TaskInfo(
             "causal",

@@ -12,6 +12,7 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError
 from tunesmith.tasks import TASKS, vocabulary
 from tunesmith.tasks.sequence import SequenceTask
+from tunesmith.train import losses
 
 if TYPE_CHECKING:
     import datasets
@@ -26,6 +27,8 @@ class ClassificationTask(SequenceTask):
     def __init__(self, cfg: RunConfig, state: dict[str, Any] | None = None):
         super().__init__(cfg)
         self.names: list[str] = list(state["names"]) if state else []
+        # Per-class loss weights, fitted on train (loss.class_weights, or focal's alpha) and saved with the run.
+        self.class_weights: list[float] | None = state.get("class_weights") if state else None
 
     @property
     def metric_names(self) -> list[str]:
@@ -50,6 +53,7 @@ class ClassificationTask(SequenceTask):
             self.names = given
             for value, line in zip(train["label"], train["line"], strict=True):
                 vocabulary.resolve(value, given, source, line, by_index=True)
+            self.class_weights = self._fit_weights(train, source)
             return
         vocabulary.refuse_fractions(train["label"], train["line"], source)
         names = {vocabulary.label_name(v, source, line) for v, line in zip(train["label"], train["line"], strict=True)}
@@ -59,9 +63,32 @@ class ClassificationTask(SequenceTask):
                 "least two labels: check data.label_column, or add examples of the other classes."
             )
         self.names = vocabulary.sorted_names(names)
+        self.class_weights = self._fit_weights(train, source)
+
+    def _fit_weights(self, train: datasets.Dataset, source: Path) -> list[float] | None:
+        options = self.cfg.loss
+        if options.alpha is not None:
+            if len(self.names) != 2:
+                raise UserError(
+                    f"loss.alpha weighs the positive class of a binary task, but there are {len(self.names)} labels. "
+                    "Give per-class weights in loss.class_weights instead."
+                )
+            # Lin et al.'s alpha for the positive class, 1 - alpha for the other.
+            positive = self.names.index(self.positive)
+            return [options.alpha if index == positive else 1 - options.alpha for index in range(2)]
+
+        def computed() -> list[float]:
+            ids = self.encode(train, source)["labels"]
+            counts = np.bincount(ids, minlength=len(self.names)).tolist()
+            return losses.class_weights(counts, str(options.class_weights), options.beta)
+
+        return losses.resolve_weights(options.class_weights, self.names, computed, "loss.class_weights")
 
     def state(self) -> dict[str, Any]:
-        return {"names": self.names}
+        state: dict[str, Any] = {"names": self.names}
+        if self.class_weights is not None:
+            state["class_weights"] = self.class_weights
+        return state
 
     def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
         by_index = self.cfg.data.label_names is not None
@@ -79,8 +106,17 @@ class ClassificationTask(SequenceTask):
         }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_example = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
-        return per_example, torch.ones_like(per_example)
+        """Per-example losses and, as counts, the weights of their classes (all 1 unweighted), so the
+        loop's mean is torch's weighted mean."""
+        options = self.cfg.loss
+        return losses.single_label(
+            logits,
+            targets,
+            focal=options.resolved(self.info.name) == "focal",
+            gamma=options.gamma,
+            weight=losses.loop_weights(self.class_weights, logits.device),
+            label_smoothing=options.label_smoothing,
+        )
 
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=-1)

@@ -19,6 +19,7 @@ from tunesmith.errors import UserError, where
 from tunesmith.tasks import TASKS, vocabulary
 from tunesmith.tasks.protocol import ValidationOutputs
 from tunesmith.tasks.sequence import SequenceTask
+from tunesmith.train import losses
 
 if TYPE_CHECKING:
     import datasets
@@ -44,6 +45,8 @@ class MultiLabelTask(SequenceTask):
         state = state or {}
         self.names: list[str] = list(state.get("names", []))
         self.thresholds: list[float] = list(state.get("thresholds", []))
+        # BCE's weight of each label's positives (loss.pos_weight), fitted on train and saved with the run.
+        self.pos_weight: list[float] | None = state.get("pos_weight")
 
     def fit_labels(self, train: datasets.Dataset, source: Path) -> None:
         given = vocabulary.given_names(self.cfg.data)
@@ -62,9 +65,20 @@ class MultiLabelTask(SequenceTask):
                 )
             self.names = vocabulary.sorted_names(seen)
         self.thresholds = [self.options.threshold] * len(self.names)
+        self.pos_weight = losses.resolve_weights(
+            self.cfg.loss.pos_weight, self.names, lambda: self._positive_weights(train, source), "loss.pos_weight"
+        )
+
+    def _positive_weights(self, train: datasets.Dataset, source: Path) -> list[float]:
+        encoded = self.encode(train, source)["labels"]
+        positives = np.array(encoded, dtype=np.int64).sum(axis=0).tolist()
+        return losses.positive_weights(positives, len(encoded))
 
     def state(self) -> dict[str, Any]:
-        return {"names": self.names, "thresholds": self.thresholds}
+        state: dict[str, Any] = {"names": self.names, "thresholds": self.thresholds}
+        if self.pos_weight is not None:
+            state["pos_weight"] = self.pos_weight
+        return state
 
     def encode(self, split: datasets.Dataset, source: Path) -> datasets.Dataset:
         by_index = self.cfg.data.label_names is not None
@@ -99,8 +113,15 @@ class MultiLabelTask(SequenceTask):
         }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_label = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), targets.float(), reduction="none"
+        options = self.cfg.loss
+        pos_weight = None if self.pos_weight is None else torch.tensor(self.pos_weight, device=logits.device)
+        per_label = losses.binary(
+            logits,
+            targets,
+            focal=options.resolved(self.info.name) == "focal",
+            gamma=options.gamma,
+            alpha=options.alpha,
+            pos_weight=pos_weight,
         )
         per_example = per_label.mean(dim=-1)
         return per_example, torch.ones_like(per_example)

@@ -29,6 +29,7 @@ from tunesmith.models.loading import load_weights
 from tunesmith.tasks import TASKS, tagging
 from tunesmith.tasks.encoding import cached_map
 from tunesmith.tasks.protocol import Prepared, ValidationOutputs
+from tunesmith.train import losses
 
 if TYPE_CHECKING:
     import datasets
@@ -138,6 +139,8 @@ class NerTask:
         state = state or {}
         self.names: list[str] = list(state.get("names", []))
         self.scheme: str = state.get("scheme", "iob2")
+        # Per-tag loss weights (loss.class_weights), fitted on the training tags and saved with the run.
+        self.class_weights: list[float] | None = state.get("class_weights")
 
     def fit_labels(self, train: datasets.Dataset, source: Path) -> None:
         for tags, line in zip(train["label"], train["line"], strict=True):
@@ -162,9 +165,28 @@ class NerTask:
         if not types:
             raise UserError(f"{source}: every training tag is O, so there are no entities to learn.")
         self.names = ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in ("B", "I")]
+        options = self.cfg.loss
+        self.class_weights = losses.resolve_weights(
+            options.class_weights,
+            self.names,
+            lambda: losses.class_weights(self._tag_counts(train, source), str(options.class_weights), options.beta),
+            "loss.class_weights",
+        )
+
+    def _tag_counts(self, train: datasets.Dataset, source: Path) -> list[int]:
+        """How often each tag occurs in training, one count per word (what the first sub-token trains on)."""
+        ids = {name: index for index, name in enumerate(self.names)}
+        counts = [0] * len(self.names)
+        for tags, line in zip(train["label"], train["line"], strict=True):
+            for tag in self._iob2(tags, source, line):
+                counts[ids[tag]] += 1
+        return counts
 
     def state(self) -> dict[str, Any]:
-        return {"names": self.names, "scheme": self.scheme}
+        state: dict[str, Any] = {"names": self.names, "scheme": self.scheme}
+        if self.class_weights is not None:
+            state["class_weights"] = self.class_weights
+        return state
 
     def _at(self, source: Path, line: int, index: int) -> str:
         # CoNLL sentences hold one token per line, so token `index` sits `index` lines down.
@@ -294,12 +316,18 @@ class NerTask:
         pass
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sentence sums over tagged sub-tokens, so the loop's mean is per token."""
-        per_token = torch.nn.functional.cross_entropy(
-            logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+        """Per-sentence sums over tagged sub-tokens and their (class-weighted) counts, so the loop's mean
+        is per token, torch's weighted mean under class weights."""
+        options = self.cfg.loss
+        per_token, weights = losses.single_label(
+            logits.flatten(0, 1),
+            targets.flatten(),
+            focal=options.resolved(self.info.name) == "focal",
+            gamma=options.gamma,
+            weight=losses.loop_weights(self.class_weights, logits.device),
+            label_smoothing=options.label_smoothing,
         )
-        mask = targets != IGNORE
-        return (per_token * mask).sum(dim=1), mask.sum(dim=1)
+        return per_token.view(targets.shape).sum(dim=1), weights.view(targets.shape).sum(dim=1)
 
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=-1).masked_fill(targets == IGNORE, IGNORE)

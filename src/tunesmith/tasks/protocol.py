@@ -88,7 +88,8 @@ class Task(Protocol):
 
     # --- training and scoring ---
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-example loss sums and the counts they sum over."""
+        """Per-example loss sums and the counts they sum over; under class weights (train/losses.py) a
+        count is the weight of the example's targets, so that sums over counts is the weighted mean."""
         ...
 
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from tunesmith.config import RunConfig
 from tunesmith.errors import UserError, where
 from tunesmith.tasks import TASKS
 from tunesmith.tasks.sequence import SequenceTask
+from tunesmith.train import losses
 
 if TYPE_CHECKING:
     import datasets
@@ -66,13 +67,13 @@ class RegressionTask(SequenceTask):
         }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        predicted, targets = logits.float().squeeze(-1), targets.float()
-        if self.options.loss == "huber":
-            per_example = torch.nn.functional.huber_loss(
-                predicted, targets, reduction="none", delta=self.options.huber_delta
-            )
-        else:
-            per_example = torch.nn.functional.mse_loss(predicted, targets, reduction="none")
+        options = self.cfg.loss
+        per_example = losses.regression(
+            logits.squeeze(-1),
+            targets,
+            huber=options.resolved(self.info.name, self.options.loss) == "huber",
+            delta=options.huber_delta or self.options.huber_delta,
+        )
         return per_example, torch.ones_like(per_example)
 
     def predictions(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,8 @@ def imbalance(train: SplitExamples, counts: dict[str, int]) -> list[Finding]:
             train.name,
             sum(1 for count in counts.values() if counts[common] / max(count, 1) >= IMBALANCE_RATIO),
             f"{common!r} occurs {ratio:.0f} times as often as {rare!r} ({counts[common]:,} against {counts[rare]:,}); "
-            f"rarest: {shown}. Accuracy will hide the rare labels: read macro-F1 and the per-label scores",
+            f"rarest: {shown}. Accuracy will hide the rare labels: read macro-F1 and the per-label scores "
+            "(loss.class_weights, or loss.pos_weight for multilabel, weighs them up: docs/losses.md)",
         )
     ]
 

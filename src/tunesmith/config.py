@@ -42,6 +42,8 @@ StrategyName = Literal[
     "adapter",
 ]
 STRATEGIES: tuple[str, ...] = StrategyName.__args__
+# The strategies that train and save the model itself (no adapter beside a backbone): what continual runs take.
+CONTINUAL_STRATEGIES = ("full", "freeze", "head_only", "gradual", "llrd", "bitfit")
 # The learning rate each strategy gets when training.learning_rate is not given: the fewer
 # parameters train, the larger the steps they need (peft's and the papers' recipes).
 DEFAULT_LEARNING_RATES: dict[str, float] = {
@@ -495,6 +497,47 @@ class ReportOptions(_Section):
     explained_errors: int = Field(default=3, ge=0)
 
 
+class RegularizationOptions(_Section):
+    """Penalties on the weights, added to every fine-tuning run's loss (docs/continual.md)."""
+
+    # L2-SP: (l2sp / 2) * ||w - w0||^2 over the encoder's weights, w0 the weights the run started from
+    # (the pretrained backbone; the new head is left free). 0: off.
+    l2sp: float = Field(default=0.0, ge=0)
+
+
+class ContinualOptions(_Section):
+    """Fine-tune a finished run on a new task or new data, limiting what it forgets (docs/continual.md)."""
+
+    # The finished fine-tuning run to continue from: its encoder (and head, for the same labels) start this run,
+    # and its task is scored before and after on its own validation (else test) data.
+    from_run: Path | None = None
+    # Old training examples mixed into every step: a fraction (below 1) of the old run's training rows, or a number.
+    replay: float = Field(default=0.0, ge=0)
+    # EWC: (ewc / 2) * sum F * (w - w_old)^2, F the Fisher diagonal on the old training data. 0: off.
+    ewc: float = Field(default=0.0, ge=0)
+    # The old training examples (a seeded sample) the Fisher diagonal is estimated on.
+    ewc_examples: int = Field(default=500, gt=0)
+    # L2-SP toward the old run's weights (its head too when kept): (l2sp / 2) * ||w - w_old||^2. 0: off.
+    l2sp: float = Field(default=0.0, ge=0)
+    # The old head and labels: "keep" (same task, new data: the label sets must agree), "new" (a new task gets a
+    # new head), "auto" (keep when the task and its labels are the old run's).
+    head: Literal["auto", "keep", "new"] = "auto"
+
+    @field_validator("replay")
+    @classmethod
+    def _whole_number_or_fraction(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction below 1 of the old training rows, or a whole number of them")
+        return value
+
+    @model_validator(mode="after")
+    def _methods_need_an_old_run(self) -> ContinualOptions:
+        used = [key for key in ("replay", "ewc", "l2sp") if getattr(self, key)]
+        if used and self.from_run is None:
+            raise ValueError(f"{' and '.join(used)} need an old run to protect: set from_run to that run's folder")
+        return self
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -531,6 +574,8 @@ class RunConfig(_Section):
     contrastive: ContrastiveOptions = ContrastiveOptions()
     cloze: ClozeOptions = ClozeOptions()
     report: ReportOptions = ReportOptions()
+    regularization: RegularizationOptions = RegularizationOptions()
+    continual: ContinualOptions = ContinualOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
     tracking: list[Literal["tensorboard"]] = []
 
@@ -624,6 +669,18 @@ class RunConfig(_Section):
             raise ValueError("method cloze needs cloze.verbalizer: one word per label, e.g. {1: great, 0: terrible}")
         return self
 
+    @model_validator(mode="after")
+    def _continual_trains_whole_models(self) -> RunConfig:
+        if self.continual.from_run is None:
+            return self
+        if self.method != "finetune" or self.strategy not in CONTINUAL_STRATEGIES:
+            what = f"method {self.method}" if self.method != "finetune" else f"strategy {self.strategy}"
+            raise ValueError(
+                f"continual.from_run continues a run's whole model; {what} does not train one: use method finetune "
+                f"with strategy {', '.join(CONTINUAL_STRATEGIES)}"
+            )
+        return self
+
     def run_name(self) -> str:
         if self.name:
             return self.name
@@ -654,7 +711,10 @@ class RunConfig(_Section):
         if isinstance(self.data.label_names, Path):
             paths["label_names"] = self.data.label_names.resolve()
         data = self.data.model_copy(update=paths)
-        return self.model_copy(update={"name": self.run_name(), "output_dir": self.run_dir(), "data": data})
+        update: dict[str, Any] = {"name": self.run_name(), "output_dir": self.run_dir(), "data": data}
+        if self.continual.from_run is not None:
+            update["continual"] = self.continual.model_copy(update={"from_run": self.continual.from_run.resolve()})
+        return self.model_copy(update=update)
 
 
 NAME_HINT = (

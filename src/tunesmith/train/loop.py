@@ -208,6 +208,9 @@ class Session:
     last_eval_s: float = 0.0
     # (step, time) from which a time budget measures the pace of training.
     pace_mark: tuple[int, float] = (0, 0.0)
+    # Adds to each optimizer step's gradient, once it is the mean over the step's examples and before clipping:
+    # weight penalties' analytic gradients and replayed old examples (continual/).
+    extra_gradient: Callable[[nn.Module], None] | None = None
 
     @property
     def epochs(self) -> int:
@@ -238,6 +241,7 @@ def fit(
     stop: GracefulStop | None = None,
     strategy: Strategy | None = None,
     validation_swapped: datasets.Dataset | None = None,
+    extra_gradient: Callable[[nn.Module], None] | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
@@ -245,6 +249,7 @@ def fit(
     the best model is restored from its checkpoint, so none is held in memory.
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     `validation_swapped`: the validation pairs in the other order, to score both and average.
+    `extra_gradient(model)`: called at each optimizer step with the unwrapped model (`Session.extra_gradient`).
     """
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
@@ -273,6 +278,7 @@ def fit(
         torch.tensor(0.0, dtype=torch.float32, device=accelerator.device),
         torch.tensor(0.0, dtype=torch.float64, device=accelerator.device),
     )  # fmt: skip
+    session.extra_gradient = extra_gradient
     if resume is not None:
         _restore(session, resume)
     checkpoints.remove_unfinished(checkpoint_dir)
@@ -366,6 +372,8 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
                 _mean_gradient(s)
         else:
             accelerator.backward(loss)
+        if accelerator.sync_gradients and s.extra_gradient is not None:
+            s.extra_gradient(s.unwrapped())
         if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
             accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
         s.optimizer.step()

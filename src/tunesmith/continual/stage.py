@@ -1,0 +1,168 @@
+"""The recipe's continual-learning and regularisation steps (recipes/finetune.py calls them in this order):
+
+1. `read_old_task`: the old run's task and data, and whether its head is kept; before the run folder opens;
+2. `protect`, once the model is built: a new head where the task is new, the old task's model on the new encoder,
+   its score before training, and the gradients added at each step (L2-SP, EWC, replayed old examples);
+3. `forgetting`, once training is over: the old task's score again, for metrics.json's `continual` section.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tunesmith.continual.ewc import fisher_diagonal
+from tunesmith.continual.old_run import OldRun, new_head, old_model, read_old_run
+from tunesmith.continual.pull import Pull, encoder_parameters, pull_toward_current
+from tunesmith.continual.rehearsal import Replay, per_step, replay_rows
+from tunesmith.stages.data import tokenize_split
+from tunesmith.stages.evaluate import prepared_loader
+from tunesmith.train.batching import model_columns
+from tunesmith.train.loop import evaluate, scalars
+
+if TYPE_CHECKING:
+    from tunesmith.stages.plan import Plan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Protection:
+    """What a run adds to each step's gradient, and what it needs to measure the old task's forgetting."""
+
+    pulls: list[Pull] = field(default_factory=list)
+    replay: Replay | None = None
+    old: OldRun | None = None
+    old_model: nn.Module | None = None
+    old_loader: DataLoader | None = None
+    before: dict[str, float] | None = None
+    # How many old rows each protection used (metrics.json).
+    used: dict[str, Any] = field(default_factory=dict)
+
+    def add_gradient(self, model: nn.Module) -> None:
+        # Replay rescales the data gradient it mixes into; the pulls' terms come after, unscaled.
+        if self.replay is not None:
+            self.replay.add_gradient(model)
+        for pull in self.pulls:
+            pull.add_gradient()
+
+    @property
+    def extra_gradient(self) -> Any:
+        """The loop's `extra_gradient`, or None when nothing is added."""
+        return self.add_gradient if self.pulls or self.replay is not None else None
+
+
+def read_old_task(plan: Plan) -> OldRun | None:
+    path = plan.cfg.continual.from_run
+    return None if path is None else read_old_run(path, plan.cfg, plan.task)
+
+
+def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -> Protection:
+    cfg = plan.cfg
+    protection = Protection(old=old)
+    if old is not None and not old.keep_head:
+        new_head(model)
+    if cfg.regularization.l2sp:
+        # Toward the weights the run starts from, the new head (and the pooler, counted with it) left free.
+        protection.pulls.append(pull_toward_current(cfg.regularization.l2sp, encoder_parameters(model, False)))
+        protection.used["regularization_l2sp"] = cfg.regularization.l2sp
+    if old is None:
+        return protection
+    options = cfg.continual
+    protection.old_model = old_model(old, model)
+    split = old.splits[old.evaluation_split]
+    encoded, swapped = tokenize_split(old.cfg, old.task, plan.tokenizer, split, training=False)
+    protection.old_loader = prepared_loader(
+        old.task, plan.tokenizer, encoded, swapped, cfg.training.eval_batch_size, plan.accelerator
+    )
+    protection.before = scalars(evaluate(protection.old_model, protection.old_loader, plan.accelerator, old.task))
+    metric = old.task.main_metric
+    logger.info("Old task (%s %s) before training: %s %.4f", old.cfg.task, old.evaluation_split, metric,
+                protection.before[metric])  # fmt: skip
+    protection.used["head"] = "kept" if old.keep_head else "new"
+    if options.l2sp:
+        # Toward the old run's weights: the encoder with its pooler, and the head when it is the old one.
+        chosen = [p for p in model.parameters() if p.requires_grad] if old.keep_head else encoder_parameters(model, True)
+        protection.pulls.append(pull_toward_current(options.l2sp, chosen))
+        protection.used["l2sp"] = options.l2sp
+    old_train = old.splits["train"]
+    if options.ewc:
+        protection.pulls.append(ewc_pull(plan, old, protection.old_model, model))
+        protection.used.update(ewc=options.ewc, ewc_examples=min(options.ewc_examples, len(old_train)))
+    if options.replay:
+        protection.replay = replay(plan, old, protection.old_model, train_rows)
+        protection.used["replay_rows"] = len(protection.replay.rows)
+        protection.used["replay_per_step"] = protection.replay.per_step
+    return protection
+
+
+def ewc_pull(plan: Plan, old: OldRun, model_of_old: nn.Module, model: nn.Module) -> Pull:
+    """EWC's pull toward the weights now (the old run's), each weighted by the old task's Fisher diagonal, which is
+    estimated on a seeded sample of `continual.ewc_examples` old training rows."""
+    options, seed = plan.cfg.continual, plan.cfg.training.seed
+    train = old.splits["train"]
+    sample = train.shuffle(seed=seed).select(range(min(options.ewc_examples, len(train))))
+    encoded, _ = tokenize_split(old.cfg, old.task, plan.tokenizer, sample, training=False)
+    collate = old.task.collator(plan.tokenizer)
+    device = plan.accelerator.device
+    examples = (
+        {key: value.to(device) for key, value in collate([row]).items()} for row in model_columns(encoded)
+    )
+    # The parameters both tasks share (the old head is frozen; a kept head is shared too).
+    shared = {id(p) for p in model.parameters()}
+    parameters = [p for p in model_of_old.parameters() if p.requires_grad and id(p) in shared]
+    fisher = fisher_diagonal(model_of_old, examples, old.task, parameters)
+    anchors = [p.detach().clone() for p in parameters]
+    logger.info("EWC: Fisher diagonal of the old task on %d training rows.", len(sample))
+    return Pull(options.ewc, parameters, anchors, fisher)
+
+
+def replay(plan: Plan, old: OldRun, model_of_old: nn.Module, train_rows: int) -> Replay:
+    cfg = plan.cfg
+    training, processes = cfg.training, plan.accelerator.num_processes
+    train = old.splits["train"]
+    rows = replay_rows(len(train), cfg.continual.replay, training.seed)
+    encoded, _ = tokenize_split(old.cfg, old.task, plan.tokenizer, train.select(rows), training=True)
+    steps_per_epoch = math.ceil(math.ceil(train_rows / (training.batch_size * processes)) / training.gradient_accumulation_steps)  # noqa: E501
+    started = plan.checkpoint.step if plan.checkpoint is not None else 0
+    return Replay(
+        model_of_old,
+        old.task,
+        model_columns(encoded),
+        old.task.collator(plan.tokenizer),
+        list(range(len(rows))),
+        per_step(len(rows), steps_per_epoch),
+        training.batch_size * training.gradient_accumulation_steps * processes,
+        training.seed,
+        step=started,
+    )
+
+
+def forgetting(plan: Plan, protection: Protection) -> dict[str, Any] | None:
+    """metrics.json's `continual` section: the old task's scores before and after, and what protected it."""
+    old = protection.old
+    if old is None or protection.old_model is None or protection.old_loader is None or protection.before is None:
+        return None
+    after = scalars(evaluate(protection.old_model, protection.old_loader, plan.accelerator, old.task))
+    metric = old.task.main_metric
+    lost = protection.before[metric] - after[metric]
+    logger.info("Old task after training: %s %.4f (forgetting %.4f)", metric, after[metric], lost)
+    return {
+        "from_run": str(old.path),
+        "protection": protection.used,
+        "old_task": {
+            "task": old.cfg.task,
+            "split": old.evaluation_split,
+            "examples": len(old.splits[old.evaluation_split]),
+            "metric": metric,
+            "before": protection.before,
+            "after": after,
+            # The main metric's drop (higher is better for every task's main metric).
+            "forgetting": lost,
+        },
+    }

@@ -10,6 +10,7 @@ from tunesmith.config import (
     CausalOptions,
     ClassificationOptions,
     ClozeOptions,
+    ContinualOptions,
     ContrastiveOptions,
     DataConfig,
     DoctorOptions,
@@ -22,6 +23,7 @@ from tunesmith.config import (
     NerOptions,
     PromptOptions,
     RegressionOptions,
+    RegularizationOptions,
     ReportOptions,
     RunConfig,
     SearchOptions,
@@ -52,6 +54,8 @@ SECTIONS = [
     ContrastiveOptions,
     ClozeOptions,
     ReportOptions,
+    RegularizationOptions,
+    ContinualOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -8,9 +8,11 @@ new and r old examples, as if the old rows had been in the batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,7 @@ from tunesmith.tasks.protocol import Task
 
 
 def replay_count(old_rows: int, replay: float) -> int:
-    """How many old rows `continual.replay` asks for: a fraction (below 1) of them, rounded, at least one; or a number."""
+    """The old rows `continual.replay` asks for: a fraction below 1 of them (rounded, at least one), or a number."""
     if replay <= 0:
         return 0
     if replay < 1:
@@ -67,6 +69,8 @@ class Replay:
     new_per_step: int
     seed: int
     step: int = 0
+    # The run's mixed precision for the old examples' forward (Accelerate's `autocast`).
+    autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
 
     def add_gradient(self, new_model: nn.Module) -> None:
         chosen = rows_for_step(self.rows, self.per_step, self.step, self.seed)
@@ -83,7 +87,8 @@ class Replay:
         batch = {key: value.to(device) for key, value in batch.items()}
         labels = batch.pop("labels")
         self.model.train()
-        sums, counts = self.task.loss(self.model(**batch).logits, labels)
+        with self.autocast():
+            sums, counts = self.task.loss(self.model(**batch).logits, labels)
         (sums.sum() / counts.sum().clamp(min=1) * share).backward()
 
 

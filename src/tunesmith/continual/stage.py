@@ -80,14 +80,16 @@ def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -
     protection.old_loader = prepared_loader(
         old.task, plan.tokenizer, encoded, swapped, cfg.training.eval_batch_size, plan.accelerator
     )
-    protection.before = scalars(evaluate(protection.old_model, protection.old_loader, plan.accelerator, old.task))
+    protection.before = score_old_task(plan, protection)
     metric = old.task.main_metric
     logger.info("Old task (%s %s) before training: %s %.4f", old.cfg.task, old.evaluation_split, metric,
                 protection.before[metric])  # fmt: skip
     protection.used["head"] = "kept" if old.keep_head else "new"
     if options.l2sp:
         # Toward the old run's weights: the encoder with its pooler, and the head when it is the old one.
-        chosen = [p for p in model.parameters() if p.requires_grad] if old.keep_head else encoder_parameters(model, True)
+        chosen = (
+            [p for p in model.parameters() if p.requires_grad] if old.keep_head else encoder_parameters(model, True)
+        )
         protection.pulls.append(pull_toward_current(options.l2sp, chosen))
         protection.used["l2sp"] = options.l2sp
     old_train = old.splits["train"]
@@ -110,9 +112,7 @@ def ewc_pull(plan: Plan, old: OldRun, model_of_old: nn.Module, model: nn.Module)
     encoded, _ = tokenize_split(old.cfg, old.task, plan.tokenizer, sample, training=False)
     collate = old.task.collator(plan.tokenizer)
     device = plan.accelerator.device
-    examples = (
-        {key: value.to(device) for key, value in collate([row]).items()} for row in model_columns(encoded)
-    )
+    examples = ({key: value.to(device) for key, value in collate([row]).items()} for row in model_columns(encoded))
     # The parameters both tasks share (the old head is frozen; a kept head is shared too).
     shared = {id(p) for p in model.parameters()}
     parameters = [p for p in model_of_old.parameters() if p.requires_grad and id(p) in shared]
@@ -128,7 +128,8 @@ def replay(plan: Plan, old: OldRun, model_of_old: nn.Module, train_rows: int) ->
     train = old.splits["train"]
     rows = replay_rows(len(train), cfg.continual.replay, training.seed)
     encoded, _ = tokenize_split(old.cfg, old.task, plan.tokenizer, train.select(rows), training=True)
-    steps_per_epoch = math.ceil(math.ceil(train_rows / (training.batch_size * processes)) / training.gradient_accumulation_steps)  # noqa: E501
+    batches = math.ceil(train_rows / (training.batch_size * processes))
+    steps_per_epoch = math.ceil(batches / training.gradient_accumulation_steps)
     started = plan.checkpoint.step if plan.checkpoint is not None else 0
     return Replay(
         model_of_old,
@@ -140,7 +141,17 @@ def replay(plan: Plan, old: OldRun, model_of_old: nn.Module, train_rows: int) ->
         training.batch_size * training.gradient_accumulation_steps * processes,
         training.seed,
         step=started,
+        autocast=plan.accelerator.autocast,
     )
+
+
+def score_old_task(plan: Plan, protection: Protection) -> dict[str, float]:
+    """The old task's scores, in the run's precision: the model is not the one Accelerate prepared, whose forward
+    autocasts by itself, so that before training the score is the old run's own."""
+    assert protection.old is not None and protection.old_model is not None and protection.old_loader is not None
+    with plan.accelerator.autocast():
+        found = evaluate(protection.old_model, protection.old_loader, plan.accelerator, protection.old.task)
+    return scalars(found)
 
 
 def forgetting(plan: Plan, protection: Protection) -> dict[str, Any] | None:
@@ -148,7 +159,7 @@ def forgetting(plan: Plan, protection: Protection) -> dict[str, Any] | None:
     old = protection.old
     if old is None or protection.old_model is None or protection.old_loader is None or protection.before is None:
         return None
-    after = scalars(evaluate(protection.old_model, protection.old_loader, plan.accelerator, old.task))
+    after = score_old_task(plan, protection)
     metric = old.task.main_metric
     lost = protection.before[metric] - after[metric]
     logger.info("Old task after training: %s %.4f (forgetting %.4f)", metric, after[metric], lost)

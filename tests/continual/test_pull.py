@@ -18,6 +18,9 @@ def test_l2sp_gradient_and_penalty_by_hand():
     pull.add_gradient()
     # The data gradient plus 0.5 * (w - 0).
     assert weight.grad.tolist() == pytest.approx([10.5, 21.0])
+    # Gradients held scaled (fp16's loss scale) get the term scaled alike.
+    pull.add_gradient(scale=4.0)
+    assert weight.grad.tolist() == pytest.approx([12.5, 25.0])
 
 
 def test_ewc_gradient_and_penalty_by_hand():

@@ -34,8 +34,10 @@ class Pull:
         return self.strength / 2 * total
 
     @torch.no_grad()
-    def add_gradient(self) -> None:
-        """Add strength * weight * (p - anchor) to each trainable parameter's gradient."""
+    def add_gradient(self, scale: float = 1.0) -> None:
+        """Add strength * weight * (p - anchor) to each trainable parameter's gradient, times `scale` (the factor
+        the gradients already hold are scaled by: fp16's loss scale)."""
+        strength = self.strength * scale
         for index, (parameter, anchor) in enumerate(zip(self.parameters, self.anchors, strict=True)):
             if not parameter.requires_grad:
                 continue
@@ -43,9 +45,9 @@ class Pull:
             if self.weights is not None:
                 step = step * self.weights[index]
             if parameter.grad is None:
-                parameter.grad = (self.strength * step).to(parameter.dtype)
+                parameter.grad = (strength * step).to(parameter.dtype)
             else:
-                parameter.grad.add_(step.to(parameter.grad.dtype), alpha=self.strength)
+                parameter.grad.add_(step.to(parameter.grad.dtype), alpha=strength)
 
 
 def pull_toward_current(strength: float, parameters: Iterable[nn.Parameter]) -> Pull:

@@ -72,7 +72,8 @@ class Replay:
     # The run's mixed precision for the old examples' forward (Accelerate's `autocast`).
     autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
 
-    def add_gradient(self, new_model: nn.Module) -> None:
+    def add_gradient(self, new_model: nn.Module, scale: float = 1.0) -> None:
+        """Mix this step's old rows into `new_model`'s gradient; `scale`: the factor the gradients are scaled by."""
         chosen = rows_for_step(self.rows, self.per_step, self.step, self.seed)
         self.step += 1
         if not chosen:
@@ -89,7 +90,7 @@ class Replay:
         self.model.train()
         with self.autocast():
             sums, counts = self.task.loss(self.model(**batch).logits, labels)
-        (sums.sum() / counts.sum().clamp(min=1) * share).backward()
+        (sums.sum() / counts.sum().clamp(min=1) * share * scale).backward()
 
 
 def per_step(replayed: int, steps_per_epoch: int) -> int:

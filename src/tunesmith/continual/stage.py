@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from accelerate.utils import DistributedType
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -20,6 +21,7 @@ from tunesmith.continual.ewc import fisher_diagonal
 from tunesmith.continual.old_run import OldRun, new_head, old_model, read_old_run
 from tunesmith.continual.pull import Pull, encoder_parameters, pull_toward_current
 from tunesmith.continual.rehearsal import Replay, per_step, replay_rows
+from tunesmith.errors import UserError
 from tunesmith.stages.data import tokenize_split
 from tunesmith.stages.evaluate import prepared_loader
 from tunesmith.train.batching import model_columns
@@ -44,12 +46,12 @@ class Protection:
     # How many old rows each protection used (metrics.json).
     used: dict[str, Any] = field(default_factory=dict)
 
-    def add_gradient(self, model: nn.Module) -> None:
+    def add_gradient(self, model: nn.Module, scale: float = 1.0) -> None:
         # Replay rescales the data gradient it mixes into; the pulls' terms come after, unscaled.
         if self.replay is not None:
-            self.replay.add_gradient(model)
+            self.replay.add_gradient(model, scale)
         for pull in self.pulls:
-            pull.add_gradient()
+            pull.add_gradient(scale)
 
     @property
     def extra_gradient(self) -> Any:
@@ -58,8 +60,36 @@ class Protection:
 
 
 def read_old_task(plan: Plan) -> OldRun | None:
+    """The old run's task and data (None without `continual.from_run`), once the setup is one these steps support."""
+    check_parallelism(plan)
     path = plan.cfg.continual.from_run
     return None if path is None else read_old_run(path, plan.cfg, plan.task)
+
+
+def check_parallelism(plan: Plan) -> None:
+    """The pulls hold the parameters as built, which FSDP and DeepSpeed replace with shards; replay runs a second
+    backward at the sync point, which data parallelism would reduce again."""
+    cfg, accelerator = plan.cfg, plan.accelerator
+    options = cfg.continual
+    pulls = [
+        key
+        for key, value in (
+            ("regularization.l2sp", cfg.regularization.l2sp),
+            ("continual.l2sp", options.l2sp),
+            ("continual.ewc", options.ewc),
+        )
+        if value
+    ]
+    if pulls and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise UserError(
+            f"{', '.join(pulls)} under {accelerator.distributed_type.value} is not supported: the pull holds the "
+            "weights as built, which the shards replace. Launch with plain data parallelism, or on one process."
+        )
+    if options.replay and accelerator.num_processes > 1:
+        raise UserError(
+            "continual.replay runs in one process only for now (its old examples' backward would be reduced across "
+            "processes a second time). Launch on one process, or protect with continual.ewc or continual.l2sp."
+        )
 
 
 def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -> Protection:

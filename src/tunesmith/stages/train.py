@@ -27,7 +27,7 @@ def train(
     run: RunFolder,
     stop: GracefulStop,
     on_evaluation: Callable[[Record], None] | None = None,
-    extra_gradient: Callable[[nn.Module], None] | None = None,
+    extra_gradient: Callable[[nn.Module, float], None] | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """The trained model, restored to its best evaluation, and what training cost.
 

@@ -209,8 +209,9 @@ class Session:
     # (step, time) from which a time budget measures the pace of training.
     pace_mark: tuple[int, float] = (0, 0.0)
     # Adds to each optimizer step's gradient, once it is the mean over the step's examples and before clipping:
-    # weight penalties' analytic gradients and replayed old examples (continual/).
-    extra_gradient: Callable[[nn.Module], None] | None = None
+    # weight penalties' analytic gradients and replayed old examples (continual/). Called with the unwrapped
+    # model and the factor the gradients are scaled by (fp16's loss scale; 1 otherwise).
+    extra_gradient: Callable[[nn.Module, float], None] | None = None
 
     @property
     def epochs(self) -> int:
@@ -241,7 +242,7 @@ def fit(
     stop: GracefulStop | None = None,
     strategy: Strategy | None = None,
     validation_swapped: datasets.Dataset | None = None,
-    extra_gradient: Callable[[nn.Module], None] | None = None,
+    extra_gradient: Callable[[nn.Module, float], None] | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
@@ -249,7 +250,7 @@ def fit(
     the best model is restored from its checkpoint, so none is held in memory.
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     `validation_swapped`: the validation pairs in the other order, to score both and average.
-    `extra_gradient(model)`: called at each optimizer step with the unwrapped model (`Session.extra_gradient`).
+    `extra_gradient(model, scale)`: called at each optimizer step (`Session.extra_gradient`).
     """
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
@@ -373,7 +374,9 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
         else:
             accelerator.backward(loss)
         if accelerator.sync_gradients and s.extra_gradient is not None:
-            s.extra_gradient(s.unwrapped())
+            # fp16's gradient scaler has scaled the gradients so far; clipping unscales them.
+            scaler = getattr(accelerator, "scaler", None)
+            s.extra_gradient(s.unwrapped(), float(scaler.get_scale()) if scaler is not None else 1.0)
         if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
             accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
         s.optimizer.step()

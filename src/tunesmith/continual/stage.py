@@ -95,6 +95,11 @@ def check_parallelism(plan: Plan) -> None:
 def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -> Protection:
     cfg = plan.cfg
     protection = Protection(old=old)
+    if old is None and not cfg.regularization.l2sp:
+        return protection
+    # Where it trains, before anything holds its weights: the anchors, the Fisher and the old head live there too
+    # (Accelerate's prepare finds it moved; the parameters stay the same objects).
+    model.to(plan.accelerator.device)
     if old is not None and not old.keep_head:
         new_head(model)
     if cfg.regularization.l2sp:

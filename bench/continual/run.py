@@ -77,7 +77,8 @@ def main() -> None:
         }
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     saved.write_text(json.dumps(results, indent=2) + "\n")
-    print("| protection | SST-2 dev before | SST-2 dev after | forgetting | AG News accuracy | run CPU s | train wall s |")
+    header = ["protection", "SST-2 dev before", "SST-2 dev after", "forgetting", "AG News accuracy", "run CPU s"]
+    print("| " + " | ".join([*header, "train wall s"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in [name for name in VARIANTS if name in results]:
         row = results[name]

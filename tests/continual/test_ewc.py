@@ -65,3 +65,14 @@ def test_fisher_needs_examples():
     model = Linear()
     with pytest.raises(ValueError, match="at least one example"):
         fisher_diagonal(model, [], CrossEntropy(), [model.weight])
+
+
+def test_a_frozen_parameter_gets_its_fisher_and_stays_frozen():
+    """A strategy that unfreezes layers later (gradual) leaves them frozen when the Fisher is estimated."""
+    model = Linear()
+    examples = [{"features": torch.tensor([[1.0, 2.0]]), "labels": torch.tensor([0])}]
+    (trainable,) = fisher_diagonal(model, examples, CrossEntropy(), [model.weight])
+    model.weight.requires_grad_(False)
+    (frozen,) = fisher_diagonal(model, examples, CrossEntropy(), [model.weight])
+    torch.testing.assert_close(frozen, trainable)
+    assert frozen.abs().sum() > 0 and not model.weight.requires_grad

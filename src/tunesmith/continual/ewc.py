@@ -20,9 +20,13 @@ def fisher_diagonal(
 ) -> list[torch.Tensor]:
     """mean_n (d loss_n / d p)^2 for each of `parameters`, over `examples` (batches of one example each).
 
-    The model runs in eval mode (no dropout): the Fisher of the model as it predicts.
+    The model runs in eval mode (no dropout): the Fisher of the model as it predicts. Parameters frozen for now
+    (a strategy that unfreezes later) get theirs too.
     """
     was_training = model.training
+    frozen = [parameter for parameter in parameters if not parameter.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(True)
     model.eval()
     sums = [torch.zeros_like(parameter, dtype=torch.float32) for parameter in parameters]
     count = 0
@@ -36,6 +40,8 @@ def fisher_diagonal(
                 total.add_(gradient.detach().float() ** 2)
         count += 1
     model.train(was_training)
+    for parameter in frozen:
+        parameter.requires_grad_(False)
     if count == 0:
         raise ValueError("the Fisher diagonal needs at least one example")
     return [total / count for total in sums]

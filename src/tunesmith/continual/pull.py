@@ -57,13 +57,14 @@ def pull_toward_current(strength: float, parameters: Iterable[nn.Parameter]) -> 
 
 
 def encoder_parameters(model: nn.Module, include_pooler: bool) -> list[nn.Parameter]:
-    """The trainable parameters of the model's encoder (`base_model_prefix`), less the pooler unless included:
-    transformers counts the pooler with the head, which a backbone checkpoint may lack (it starts afresh)."""
+    """The parameters of the model's encoder (`base_model_prefix`), less the pooler unless included: transformers
+    counts the pooler with the head, which a backbone checkpoint may lack (it starts afresh). Frozen ones too: a
+    strategy may unfreeze them later (gradual), and `Pull.add_gradient` passes over them while they are frozen."""
     prefix = getattr(model, "base_model_prefix", "")
     chosen = []
     for name, parameter in model.named_parameters():
         parts = name.split(".")
-        if not parameter.requires_grad or prefix not in parts:
+        if prefix not in parts:
             continue
         if "pooler" in parts and not include_pooler:
             continue

@@ -122,9 +122,7 @@ def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -
     protection.used["head"] = "kept" if old.keep_head else "new"
     if options.l2sp:
         # Toward the old run's weights: the encoder with its pooler, and the head when it is the old one.
-        chosen = (
-            [p for p in model.parameters() if p.requires_grad] if old.keep_head else encoder_parameters(model, True)
-        )
+        chosen = list(model.parameters()) if old.keep_head else encoder_parameters(model, True)
         protection.pulls.append(pull_toward_current(options.l2sp, chosen))
         protection.used["l2sp"] = options.l2sp
     old_train = old.splits["train"]
@@ -148,9 +146,9 @@ def ewc_pull(plan: Plan, old: OldRun, model_of_old: nn.Module, model: nn.Module)
     collate = old.task.collator(plan.tokenizer)
     device = plan.accelerator.device
     examples = ({key: value.to(device) for key, value in collate([row]).items()} for row in model_columns(encoded))
-    # The parameters both tasks share (the old head is frozen; a kept head is shared too).
+    # The parameters both tasks share: the encoder, and the head when it is kept (an old head beside it is not).
     shared = {id(p) for p in model.parameters()}
-    parameters = [p for p in model_of_old.parameters() if p.requires_grad and id(p) in shared]
+    parameters = [p for p in model_of_old.parameters() if id(p) in shared]
     fisher = fisher_diagonal(model_of_old, examples, old.task, parameters)
     anchors = [p.detach().clone() for p in parameters]
     logger.info("EWC: Fisher diagonal of the old task on %d training rows.", len(sample))

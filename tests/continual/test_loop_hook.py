@@ -13,7 +13,7 @@ from accelerate.utils import DistributedType, set_seed
 
 from tunesmith.config import RunConfig, TrainingConfig, validate_config
 from tunesmith.continual.pull import Pull
-from tunesmith.continual.stage import check_parallelism
+from tunesmith.continual.stage import check_parallelism, trainable
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import load_tokenizer
@@ -85,3 +85,11 @@ def test_pulls_under_sharding_and_replay_under_several_processes_are_refused():
         check_parallelism(plan_of(DistributedType.MULTI_CPU, 2, continual={"from_run": "old", "replay": 0.1}))
     # Data parallelism keeps the parameters: the pulls' analytic gradients apply there.
     check_parallelism(plan_of(DistributedType.MULTI_CPU, 2, continual={"from_run": "old", "ewc": 1.0}))
+
+
+def test_pulls_hold_frozen_weights_only_where_a_strategy_unfreezes_them_later():
+    frozen, moving = torch.nn.Parameter(torch.zeros(2), requires_grad=False), torch.nn.Parameter(torch.zeros(2))
+    fixed = SimpleNamespace(strategy=SimpleNamespace(before_step=None))
+    gradual = SimpleNamespace(strategy=SimpleNamespace(before_step=lambda model, step, steps_per_epoch: None))
+    assert trainable(fixed, [frozen, moving]) == [moving]
+    assert trainable(gradual, [frozen, moving]) == [frozen, moving]

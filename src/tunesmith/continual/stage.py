@@ -104,7 +104,8 @@ def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -
         new_head(model)
     if cfg.regularization.l2sp:
         # Toward the weights the run starts from, the new head (and the pooler, counted with it) left free.
-        protection.pulls.append(pull_toward_current(cfg.regularization.l2sp, encoder_parameters(model, False)))
+        chosen = trainable(plan, encoder_parameters(model, False))
+        protection.pulls.append(pull_toward_current(cfg.regularization.l2sp, chosen))
         protection.used["regularization_l2sp"] = cfg.regularization.l2sp
     if old is None:
         return protection
@@ -122,7 +123,7 @@ def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -
     protection.used["head"] = "kept" if old.keep_head else "new"
     if options.l2sp:
         # Toward the old run's weights: the encoder with its pooler, and the head when it is the old one.
-        chosen = list(model.parameters()) if old.keep_head else encoder_parameters(model, True)
+        chosen = trainable(plan, list(model.parameters()) if old.keep_head else encoder_parameters(model, True))
         protection.pulls.append(pull_toward_current(options.l2sp, chosen))
         protection.used["l2sp"] = options.l2sp
     old_train = old.splits["train"]
@@ -134,6 +135,14 @@ def protect(plan: Plan, model: nn.Module, old: OldRun | None, train_rows: int) -
         protection.used["replay_rows"] = len(protection.replay.rows)
         protection.used["replay_per_step"] = protection.replay.per_step
     return protection
+
+
+def trainable(plan: Plan, parameters: list[nn.Parameter]) -> list[nn.Parameter]:
+    """The parameters a pull needs to hold: those that train now, and those a strategy may unfreeze later (gradual).
+    Frozen weights that stay frozen are left out, so that their anchors cost no memory (a peft method's base model)."""
+    if plan.strategy.before_step is not None:
+        return parameters
+    return [parameter for parameter in parameters if parameter.requires_grad]
 
 
 def ewc_pull(plan: Plan, old: OldRun, model_of_old: nn.Module, model: nn.Module) -> Pull:
@@ -148,7 +157,7 @@ def ewc_pull(plan: Plan, old: OldRun, model_of_old: nn.Module, model: nn.Module)
     examples = ({key: value.to(device) for key, value in collate([row]).items()} for row in model_columns(encoded))
     # The parameters both tasks share: the encoder, and the head when it is kept (an old head beside it is not).
     shared = {id(p) for p in model.parameters()}
-    parameters = [p for p in model_of_old.parameters() if id(p) in shared]
+    parameters = trainable(plan, [p for p in model_of_old.parameters() if id(p) in shared])
     fisher = fisher_diagonal(model_of_old, examples, old.task, parameters)
     anchors = [p.detach().clone() for p in parameters]
     logger.info("EWC: Fisher diagonal of the old task on %d training rows.", len(sample))

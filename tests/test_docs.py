@@ -11,6 +11,7 @@ from tunesmith.config import (
     CausalOptions,
     ClassificationOptions,
     ClozeOptions,
+    ContinualOptions,
     ContrastiveOptions,
     DataConfig,
     DoctorOptions,
@@ -60,6 +61,7 @@ SECTIONS = [
     ReportOptions,
     AdversarialOptions,
     RDropOptions,
+    ContinualOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

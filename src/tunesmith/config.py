@@ -42,6 +42,8 @@ StrategyName = Literal[
     "adapter",
 ]
 STRATEGIES: tuple[str, ...] = StrategyName.__args__
+# The strategies that train and save the model itself (no adapter beside a backbone): what continual runs take.
+CONTINUAL_STRATEGIES = ("full", "freeze", "head_only", "gradual", "llrd", "bitfit")
 # The learning rate each strategy gets when training.learning_rate is not given: the fewer
 # parameters train, the larger the steps they need (peft's and the papers' recipes).
 DEFAULT_LEARNING_RATES: dict[str, float] = {
@@ -265,7 +267,8 @@ def parse_duration(text: str) -> float:
 
 
 class RegularizationConfig(_Section):
-    """Dropout rates that replace the backbone's own (None keeps its own), set in its config before it loads."""
+    """Dropout rates that replace the backbone's own (None keeps its own), set in its config before it loads;
+    and L2-SP, a pull toward the weights the run started from (continual/pull.py, docs/continual.md)."""
 
     # On hidden states and embeddings (BERT: hidden_dropout_prob).
     hidden_dropout: float | None = Field(default=None, ge=0, lt=1)
@@ -273,10 +276,16 @@ class RegularizationConfig(_Section):
     attention_dropout: float | None = Field(default=None, ge=0, lt=1)
     # Before the task head (BERT: classifier_dropout, else the hidden rate).
     classifier_dropout: float | None = Field(default=None, ge=0, lt=1)
+    # L2-SP: (l2sp / 2) * ||w - w0||^2 over the encoder's weights, w0 the weights the run started from
+    # (the pretrained backbone; the new head is left free). 0: off.
+    l2sp: float = Field(default=0.0, ge=0)
 
     @property
     def overrides(self) -> dict[str, float]:
-        return {name: rate for name, rate in self.model_dump().items() if rate is not None}
+        """The dropout rates given, by field name."""
+        rates = {"hidden_dropout": self.hidden_dropout, "attention_dropout": self.attention_dropout,
+                 "classifier_dropout": self.classifier_dropout}  # fmt: skip
+        return {name: rate for name, rate in rates.items() if rate is not None}
 
 
 class ClassificationOptions(_Section):
@@ -702,6 +711,39 @@ class RDropOptions(_Section):
     alpha: float = Field(default=0.0, ge=0)
 
 
+class ContinualOptions(_Section):
+    """Fine-tune a finished run on a new task or new data, limiting what it forgets (docs/continual.md)."""
+
+    # The finished fine-tuning run to continue from: its encoder (and head, for the same labels) start this run,
+    # and its task is scored before and after on its own validation (else test) data.
+    from_run: Path | None = None
+    # Old training examples mixed into every step: a fraction (below 1) of the old run's training rows, or a number.
+    replay: float = Field(default=0.0, ge=0)
+    # EWC: (ewc / 2) * sum F * (w - w_old)^2, F the Fisher diagonal on the old training data. 0: off.
+    ewc: float = Field(default=0.0, ge=0)
+    # The old training examples (a seeded sample) the Fisher diagonal is estimated on.
+    ewc_examples: int = Field(default=500, gt=0)
+    # L2-SP toward the old run's weights (its head too when kept): (l2sp / 2) * ||w - w_old||^2. 0: off.
+    l2sp: float = Field(default=0.0, ge=0)
+    # The old head and labels: "keep" (same task, new data: the label sets must agree), "new" (a new task gets a
+    # new head), "auto" (keep when the task and its labels are the old run's).
+    head: Literal["auto", "keep", "new"] = "auto"
+
+    @field_validator("replay")
+    @classmethod
+    def _whole_number_or_fraction(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction below 1 of the old training rows, or a whole number of them")
+        return value
+
+    @model_validator(mode="after")
+    def _methods_need_an_old_run(self) -> ContinualOptions:
+        used = [key for key in ("replay", "ewc", "l2sp") if getattr(self, key)]
+        if used and self.from_run is None:
+            raise ValueError(f"{' and '.join(used)} need an old run to protect: set from_run to that run's folder")
+        return self
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -742,6 +784,7 @@ class RunConfig(_Section):
     report: ReportOptions = ReportOptions()
     adversarial: AdversarialOptions = AdversarialOptions()
     rdrop: RDropOptions = RDropOptions()
+    continual: ContinualOptions = ContinualOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
     tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = []
 
@@ -865,8 +908,21 @@ class RunConfig(_Section):
         ]
         given += ["adversarial.method"] if self.adversarial.method != "none" else []
         given += ["rdrop.alpha"] if self.rdrop.alpha > 0 else []
+        given += ["regularization.l2sp"] if self.regularization.l2sp else []
         if given:
             raise ValueError(f"{', '.join(given)} apply to method finetune; method {self.method} takes none: drop them")
+        return self
+
+    @model_validator(mode="after")
+    def _continual_trains_whole_models(self) -> RunConfig:
+        if self.continual.from_run is None:
+            return self
+        if self.method != "finetune" or self.strategy not in CONTINUAL_STRATEGIES:
+            what = f"method {self.method}" if self.method != "finetune" else f"strategy {self.strategy}"
+            raise ValueError(
+                f"continual.from_run continues a run's whole model; {what} does not train one: use method finetune "
+                f"with strategy {', '.join(CONTINUAL_STRATEGIES)}"
+            )
         return self
 
     def run_name(self) -> str:
@@ -899,7 +955,10 @@ class RunConfig(_Section):
         if isinstance(self.data.label_names, Path):
             paths["label_names"] = self.data.label_names.resolve()
         data = self.data.model_copy(update=paths)
-        return self.model_copy(update={"name": self.run_name(), "output_dir": self.run_dir(), "data": data})
+        update: dict[str, Any] = {"name": self.run_name(), "output_dir": self.run_dir(), "data": data}
+        if self.continual.from_run is not None:
+            update["continual"] = self.continual.model_copy(update={"from_run": self.continual.from_run.resolve()})
+        return self.model_copy(update=update)
 
 
 NAME_HINT = (

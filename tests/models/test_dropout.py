@@ -98,7 +98,9 @@ def test_a_run_with_overrides_saves_them_and_reloads_for_predict(tiny_config: di
     tiny_config["regularization"] = {"hidden_dropout": 0.05, "attention_dropout": 0.15}
     run = tunesmith.finetune(tiny_config)
     saved = yaml.safe_load((run.path / "config.yaml").read_text())
-    assert saved["regularization"] == {"hidden_dropout": 0.05, "attention_dropout": 0.15, "classifier_dropout": None}
+    assert saved["regularization"] == {
+        "hidden_dropout": 0.05, "attention_dropout": 0.15, "classifier_dropout": None, "l2sp": 0.0
+    }  # fmt: skip
     assert validate_config(saved, "config.yaml", saved=True).model_dump(mode="json") == saved
     model_config = json.loads((Path(run.path) / "model" / "config.json").read_text())
     assert (model_config["hidden_dropout_prob"], model_config["attention_probs_dropout_prob"]) == (0.05, 0.15)

@@ -129,6 +129,24 @@ def baselines_note(found: dict[str, Any], systems: list[str], target: str) -> st
     return "The same splits scored " + "; ".join(said) + "."
 
 
+def continual_table(continual: dict[str, Any]) -> str:
+    """The old task's main metric before and after this run (its forgetting), and what protected it."""
+    old = continual["old_task"]
+    metric = old["metric"]
+    rows = [
+        f"| old task ({old['task']}) | split | {metric} before | {metric} after | forgetting |",
+        "| --- | --- | --- | --- | --- |",
+        f"| `{continual['from_run']}` | {old['split']} | {_fmt(old['before'][metric])} | "
+        f"{_fmt(old['after'][metric])} | {_fmt(old['forgetting'])} |",
+    ]
+    used = ", ".join(f"{key} {value}" for key, value in continual.get("protection", {}).items())
+    note = (
+        f"The old run's model scored on its {old['split']} split ({old['examples']:,} examples) before training, "
+        f"then the same with this run's encoder and the old head after it. Protection: {used or 'none'}."
+    )
+    return "\n".join(rows) + "\n\n" + note
+
+
 def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
     what = task.labels_summary.format(count=len(names))
@@ -148,6 +166,9 @@ def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], n
     compared = baselines_table(metrics, keys, task.target)
     if compared:
         parts += ["", "## Baselines", "", compared]
+    continual = metrics.get("continual")
+    if isinstance(continual, dict):
+        parts += ["", "## Continual learning", "", continual_table(continual)]
     truncated = {split: count for split, count in training["truncated"].items() if count}
     if truncated:
         counts = ", ".join(

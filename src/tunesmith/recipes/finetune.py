@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig, load_config, validate_config
+from tunesmith.continual.stage import forgetting, protect, read_old_task
 from tunesmith.predictor import Predictor
 from tunesmith.quiet import quiet_libraries
 from tunesmith.stages.data import encode_data, load_data, tokenize_splits
@@ -61,14 +62,19 @@ def finetune(
         plan = plan_run(config, overwrite, resume)
         loaded = load_data(plan)
         splits = encode_data(plan, loaded)
+        old = read_old_task(plan)
         findings = examine_data(plan, loaded)
         run = open_run_folder(plan)
         with GracefulStop() as stop, recording_status(plan, run):
             save_findings(plan, run, findings)
             data = tokenize_splits(plan, splits)
             model = build_model(plan, len(data.splits["train"]))
-            model, summary = train(plan, model, data, run, stop, on_evaluation)
+            protection = protect(plan, model, old, len(data.splits["train"]))
+            model, summary = train(plan, model, data, run, stop, on_evaluation, protection.extra_gradient)
             metrics, examples = evaluate_splits(plan, model, data)
+            continual = forgetting(plan, protection)
+            if continual:
+                metrics["continual"] = continual
             metrics["training"] = training_figures(plan, summary, model, data)
             scores = baseline_scores(plan, data)
             if scores:

@@ -17,6 +17,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
 from tunesmith.config import RunConfig, validate_config
+from tunesmith.continual.old_run import check_old_run
 from tunesmith.errors import UserError
 from tunesmith.models.backbones import check_loadable, load_tokenizer, position_limit
 from tunesmith.models.loading import load_config
@@ -55,7 +56,9 @@ class Plan:
 
 
 def plan_run(cfg: RunConfig, overwrite: bool = False, resume: bool = False) -> Plan:
-    backbone = check_loadable(cfg.model)
+    # A continual run starts from the old run's model (continual/), checked first.
+    from_run = cfg.continual.from_run
+    backbone = str(check_old_run(from_run)) if from_run is not None else check_loadable(cfg.model)
     given, cfg = cfg, fit_max_length(cfg, backbone)
     task = get_task(cfg)
     strategy = get_strategy(cfg, task)

@@ -27,11 +27,13 @@ def train(
     run: RunFolder,
     stop: GracefulStop,
     on_evaluation: Callable[[Record], None] | None = None,
+    extra_gradient: Callable[[nn.Module, float], None] | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """The trained model, restored to its best evaluation, and what training cost.
 
     A stop signal waits for the step in progress, which ends in a checkpoint.
     `on_evaluation` sees each validation record as it is logged (a search prunes with it).
+    `extra_gradient`: added to each step's gradient (continual/stage.py `Protection`).
     """
     write = run.append_history if plan.writes else _ignore
     trackers = Trackers(plan.cfg.tracking if plan.writes else [], run.path, plan.cfg.resolved().model_dump(mode="json"))
@@ -52,6 +54,7 @@ def train(
             validation_swapped=data.swapped.get("validation"),
             adversarial=plan.cfg.adversarial,
             rdrop=plan.cfg.rdrop,
+            extra_gradient=extra_gradient,
         )
 
 

@@ -217,6 +217,10 @@ class Session:
     # Adversarial training's extra passes (train/adversarial.py), and R-Drop's loss (train/rdrop.py).
     adversary: Adversary | None = None
     rdrop_alpha: float = 0.0
+    # Adds to each optimizer step's gradient, once it is the mean over the step's examples and before clipping:
+    # weight penalties' analytic gradients and replayed old examples (continual/). Called with the unwrapped
+    # model and the factor the gradients are scaled by (fp16's loss scale; 1 otherwise).
+    extra_gradient: Callable[[nn.Module, float], None] | None = None
 
     @property
     def epochs(self) -> int:
@@ -249,6 +253,7 @@ def fit(
     validation_swapped: datasets.Dataset | None = None,
     adversarial: AdversarialOptions | None = None,
     rdrop: RDropOptions | None = None,
+    extra_gradient: Callable[[nn.Module, float], None] | None = None,
 ) -> tuple[nn.Module, TrainSummary]:
     """Train `model` in place; returns the (unwrapped) model, restored to its best evaluation.
 
@@ -257,6 +262,7 @@ def fit(
     `model` comes already prepared by `strategy`, whose step hooks and rates apply here.
     `validation_swapped`: the validation pairs in the other order, to score both and average.
     `adversarial`, `rdrop`: adversarial training on the embeddings and R-Drop (docs/adversarial.md).
+    `extra_gradient(model, scale)`: called at each optimizer step (`Session.extra_gradient`).
     """
     collator = task.collator(tokenizer)
     processes = accelerator.num_processes
@@ -289,6 +295,7 @@ def fit(
         deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
         session.adversary = build_adversary(accelerator.unwrap_model(model), adversarial, deepspeed)
     session.rdrop_alpha = rdrop.alpha if rdrop is not None else 0.0
+    session.extra_gradient = extra_gradient
     if resume is not None:
         _restore(session, resume)
     checkpoints.remove_unfinished(checkpoint_dir)
@@ -380,6 +387,10 @@ def _train_micro_batch(session: Session, batch: dict[str, torch.Tensor]) -> None
             s.adversary.attack(Passes(partial(_loss, s), partial(_backward, s), partial(accelerator.no_sync, s.model)))
         if s.accumulates and accelerator.sync_gradients:
             _mean_gradient(s)
+        if accelerator.sync_gradients and s.extra_gradient is not None:
+            # fp16's gradient scaler has scaled the gradients so far; clipping unscales them.
+            scaler = getattr(accelerator, "scaler", None)
+            s.extra_gradient(s.unwrapped(), float(scaler.get_scale()) if scaler is not None else 1.0)
         if accelerator.sync_gradients and s.cfg.max_grad_norm is not None:
             accelerator.clip_grad_norm_(s.model.parameters(), s.cfg.max_grad_norm)
         s.optimizer.step()

@@ -4,6 +4,7 @@ or passing inputs_embeds), under full fine-tuning and LoRA, with accumulation, a
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from pathlib import Path
 
@@ -259,3 +260,20 @@ def test_adversarial_training_and_rdrop_are_refused_where_the_method_trains_no_t
 
     with pytest.raises(ValidationError, match="adversarial.method, rdrop.alpha apply to method finetune"):
         RunConfig(data={"train": "x.csv"}, method="zero_shot", adversarial={"method": "fgm"}, rdrop={"alpha": 1.0})
+
+
+def test_fgm_with_focal_loss_and_class_weights_trains_under_lora_and_reloads(tiny_config) -> None:
+    """The issue's composition: adversarial training on a focal loss, under LoRA, saved and reloaded."""
+    import tunesmith
+
+    config = {
+        **tiny_config, "strategy": "lora", "training": {**tiny_config["training"], "epochs": 1},
+        "loss": {"name": "focal", "gamma": 2.0, "class_weights": "inverse"},
+        "adversarial": {"method": "fgm", "epsilon": 0.5},
+    }  # fmt: skip
+    run = tunesmith.finetune(config)
+    training = run.metrics["training"]
+    assert training["adversarial"]["forward_passes_relative"] == 2.0
+    assert math.isfinite(run.metrics["validation"]["loss"])
+    predicted = tunesmith.load(run.path).predict(["a fine film"])[0]
+    assert predicted["label"] in predicted["probabilities"]

@@ -41,6 +41,10 @@ ARMS = {
 }
 
 
+def assignments(arm: str, model: str) -> list[str]:
+    return [f"model={model}", *ARMS[arm]]
+
+
 def read_dev(path: Path) -> tuple[list[str], np.ndarray]:
     # SST-2's tsv has no quoting: a quote character is part of the sentence.
     with open(path, encoding="utf-8", newline="") as handle:
@@ -84,10 +88,19 @@ def mean_std(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
+def cpu_figures(rows: list[dict]) -> str:
+    measured = [row for row in rows if row.get("cpu_s") is not None]
+    if not measured:
+        return ""
+    seeds = ", ".join(str(row["seed"]) for row in measured)
+    return f"{mean_std([row['cpu_s'] for row in measured], 1)} ({seeds})"
+
+
 def table(results: dict) -> str:
     lines = [
-        "| arm | model | method | seeds | dev accuracy (mean ± std) | per seed | training s (mean ± std) |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | model | method | seeds | dev accuracy (mean ± std) | per seed | training s (mean ± std) "
+        "| CPU s per run (seeds) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, entry in results["arms"].items():
         accuracies = [row["validation"] for row in entry["rows"]]
@@ -96,7 +109,7 @@ def table(results: dict) -> str:
         each = " ".join(f"{value:.3f}" for value in accuracies)
         lines.append(
             f"| {arm} | {entry['model']} | {entry['rows'][0]['method']} | {seeds} | {mean_std(accuracies)} | {each} "
-            f"| {mean_std(times, 1)} |"
+            f"| {mean_std(times, 1)} | {cpu_figures(entry['rows'])} |"
         )
     arms = results["arms"]
     if "cloze-tapt" in arms:
@@ -126,21 +139,40 @@ def main() -> int:
 
     from tunesmith.config import load_config
     from tunesmith.fewshot.repeat import sweep
+    from tunesmith.runs import read_status
 
     base = load_config(CONFIG, assignments=[f"model={args.model}"])
+    arms, seeds = args.arms.split(","), list(range(args.seeds))
+    cpu_file = args.output_dir / "cpu_seconds.json"
+    # CPU seconds of each (arm, seed) run this script trained: loading, training and scoring, one thread.
+    # Kept across invocations, since a finished run is read back and costs nothing the second time.
+    cpu = json.loads(cpu_file.read_text(encoding="utf-8")) if cpu_file.is_file() else {}
+    # Seed by seed, every arm in turn: an interrupted bench leaves paired results (same rows, both methods).
+    for seed in seeds:
+        for arm in arms:
+            trains = read_status(args.output_dir / arm / f"{args.shots}shot-seed{seed}") != "finished"
+            started = time.process_time()
+            sweep(CONFIG, assignments(arm, args.model), [args.shots], [seed], args.output_dir / arm)
+            if trains:
+                cpu[f"{arm}/{seed}"] = round(time.process_time() - started, 1)
+                args.output_dir.mkdir(parents=True, exist_ok=True)
+                cpu_file.write_text(json.dumps(cpu, indent=2) + "\n", encoding="utf-8")
     results: dict = {"shots": args.shots, "config": str(CONFIG.relative_to(ROOT)), "arms": {}}
-    for arm in args.arms.split(","):
-        assignments = [f"model={args.model}", *ARMS[arm]]
-        started = time.process_time()
-        _, rows = sweep(CONFIG, assignments, [args.shots], list(range(args.seeds)), args.output_dir / arm)
-        model = "minilm" if "model=minilm" in assignments else args.model
-        # CPU seconds of this process for the arm: loading, training and scoring; ~0 when read back.
-        results["arms"][arm] = {"model": model, "rows": rows, "cpu_s": round(time.process_time() - started, 1)}
-    if not args.no_zero_shot:
+    for arm in arms:
+        _, rows = sweep(CONFIG, assignments(arm, args.model), [args.shots], seeds, args.output_dir / arm)
+        for row in rows:
+            row["cpu_s"] = cpu.get(f"{arm}/{row['seed']}")
+        model = "minilm" if "model=minilm" in ARMS[arm] else args.model
+        results["arms"][arm] = {"model": model, "rows": rows}
+    shot_file = args.output_dir / "zero_shot.json"
+    if shot_file.is_file():
+        results["zero_shot"] = json.loads(shot_file.read_text(encoding="utf-8"))
+    elif not args.no_zero_shot:
         words = {str(key): value for key, value in (base.cloze.verbalizer or {}).items()}
         results["zero_shot"] = zero_shot(
             args.model, base.cloze.template, words, Path(base.data.validation), base.training.max_length
         )
+        shot_file.write_text(json.dumps(results["zero_shot"], indent=2) + "\n", encoding="utf-8")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (args.output_dir / "table.md").write_text(table(results), encoding="utf-8")

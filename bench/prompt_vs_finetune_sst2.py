@@ -45,6 +45,21 @@ def assignments(arm: str, model: str) -> list[str]:
     return [f"model={model}", *ARMS[arm]]
 
 
+def finished_rows(arm: str, model: str, shots: int, seeds: list[int], folder: Path) -> list[dict]:
+    """The rows `tunesmith fewshot` tabulates, for the seeds whose run finished (an interrupted bench)."""
+    from tunesmith.config import load_config
+    from tunesmith.fewshot.repeat import row
+    from tunesmith.runs import read_status
+
+    rows = []
+    for seed in seeds:
+        run = folder / f"{shots}shot-seed{seed}"
+        if read_status(run) == "finished":
+            placement = [f"data.shots_per_class={shots}", f"training.seed={seed}", f"output_dir={run}"]
+            rows.append(row(shots, seed, load_config(CONFIG, assignments=[*assignments(arm, model), *placement])))
+    return rows
+
+
 def read_dev(path: Path) -> tuple[list[str], np.ndarray]:
     # SST-2's tsv has no quoting: a quote character is part of the sentence.
     with open(path, encoding="utf-8", newline="") as handle:
@@ -134,6 +149,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot cloze line")
+    parser.add_argument("--summarize", action="store_true", help="only tabulate the runs that finished; train none")
     parser.add_argument("--output-dir", type=Path, default=Path("bench/out/prompt_sst2"))
     args = parser.parse_args()
 
@@ -148,7 +164,7 @@ def main() -> int:
     # Kept across invocations, since a finished run is read back and costs nothing the second time.
     cpu = json.loads(cpu_file.read_text(encoding="utf-8")) if cpu_file.is_file() else {}
     # Seed by seed, every arm in turn: an interrupted bench leaves paired results (same rows, both methods).
-    for seed in seeds:
+    for seed in [] if args.summarize else seeds:
         for arm in arms:
             trains = read_status(args.output_dir / arm / f"{args.shots}shot-seed{seed}") != "finished"
             started = time.process_time()
@@ -159,7 +175,12 @@ def main() -> int:
                 cpu_file.write_text(json.dumps(cpu, indent=2) + "\n", encoding="utf-8")
     results: dict = {"shots": args.shots, "config": str(CONFIG.relative_to(ROOT)), "arms": {}}
     for arm in arms:
-        _, rows = sweep(CONFIG, assignments(arm, args.model), [args.shots], seeds, args.output_dir / arm)
+        if args.summarize:
+            rows = finished_rows(arm, args.model, args.shots, seeds, args.output_dir / arm)
+        else:
+            _, rows = sweep(CONFIG, assignments(arm, args.model), [args.shots], seeds, args.output_dir / arm)
+        if not rows:
+            continue
         for row in rows:
             row["cpu_s"] = cpu.get(f"{arm}/{row['seed']}")
         model = "minilm" if "model=minilm" in ARMS[arm] else args.model
@@ -167,7 +188,7 @@ def main() -> int:
     shot_file = args.output_dir / "zero_shot.json"
     if shot_file.is_file():
         results["zero_shot"] = json.loads(shot_file.read_text(encoding="utf-8"))
-    elif not args.no_zero_shot:
+    elif not (args.no_zero_shot or args.summarize):
         words = {str(key): value for key, value in (base.cloze.verbalizer or {}).items()}
         results["zero_shot"] = zero_shot(
             args.model, base.cloze.template, words, Path(base.data.validation), base.training.max_length

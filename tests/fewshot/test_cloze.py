@@ -114,3 +114,25 @@ def test_fit_cloze_repeats_with_its_seed(tiny_mlm: str) -> None:
         return fit_cloze(classifier, texts, targets, 3, 2, 1e-3, 0.0, seed=5).losses
 
     assert losses() == pytest.approx(losses())
+
+
+def test_a_model_continued_by_tunesmith_pretrain_brings_its_masked_lm_head(tiny_model: str, tmp_path: Path) -> None:
+    """The SST-2 path (docs/little-data.md): a BERT saved without an MLM head, given one by `pretrain`."""
+    from safetensors.torch import load_file
+
+    from tunesmith.recipes.pretrain import pretrain
+
+    corpus = tmp_path / "sentences.txt"
+    corpus.write_text("\n".join(["a great film , it was great", "an awful film , it was terrible"] * 30))
+    cfg = {"model": tiny_model, "output_dir": str(tmp_path / "tapt"),
+           "data": {"train": [str(corpus)], "validation_split": 0.2},
+           "training": {"max_length": 32, "batch_size": 8, "max_steps": 2}}  # fmt: skip
+    model_dir = pretrain(cfg).path / "model"
+    classifier = ClozeClassifier.from_backbone(str(model_dir), "{text} It was {mask}.", VERBALIZER, ["neg", "pos"], 32)
+    saved = load_file(model_dir / "model.safetensors")
+    head = classifier.model.cls.predictions
+    # The head is the one pretraining trained and saved (not a fresh one), its decoder tied to the word embeddings.
+    assert torch.equal(head.transform.dense.weight, saved["cls.predictions.transform.dense.weight"])
+    assert torch.equal(head.bias, saved["cls.predictions.bias"])
+    assert head.decoder.weight.data_ptr() == classifier.model.bert.embeddings.word_embeddings.weight.data_ptr()
+    assert classifier.probabilities(["a great film"]).shape == (1, 2)

@@ -87,6 +87,11 @@ def main() -> None:
         for method in args.methods.split(","):
             label = method + (f"@lr{args.learning_rate:g}" if args.learning_rate else "")
             label += f"+rdrop{args.rdrop_alpha:g}" if args.rdrop_alpha else ""
+            # Settings away from the defaults name the run, so that a new setting never overwrites another's results.
+            if method != "none":
+                label += f"+eps{args.epsilon:g}" if args.epsilon != 1.0 else ""
+                label += f"+alpha{args.alpha:g}" if args.alpha != 0.3 else ""
+            label += f"+epochs{args.epochs}" if args.epochs != 1 else ""
             run_dir = args.out / "runs" / f"{label.replace('@', '-').replace('+', '-')}-seed{seed}"
             config_path = args.out / "configs" / f"{run_dir.name}.yaml"
             config_path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any
 from tunesmith.config import RunConfig, load_config, validate_config
 from tunesmith.predictor import Predictor
 from tunesmith.quiet import quiet_libraries
-from tunesmith.stages.data import encode_data, load_data, tokenize_splits
+from tunesmith.stages.data import augment_train, encode_data, load_data, tokenize_splits
 from tunesmith.stages.doctor import examine_data, save_findings
 from tunesmith.stages.evaluate import baseline_scores, evaluate_splits, training_figures
 from tunesmith.stages.model import build_model
@@ -62,6 +62,7 @@ def finetune(
         loaded = load_data(plan)
         splits = encode_data(plan, loaded)
         findings = examine_data(plan, loaded)
+        splits = augment_train(plan, splits)
         run = open_run_folder(plan)
         with GracefulStop() as stop, recording_status(plan, run):
             save_findings(plan, run, findings)

@@ -7,6 +7,7 @@ import pytest
 from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
+    AugmentationOptions,
     CausalOptions,
     ClassificationOptions,
     ClozeOptions,
@@ -52,6 +53,7 @@ SECTIONS = [
     ContrastiveOptions,
     ClozeOptions,
     ReportOptions,
+    AugmentationOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

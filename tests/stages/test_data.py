@@ -5,6 +5,7 @@ import pytest
 import tunesmith
 from tests.conftest import ner_sentences, write_conll
 from tunesmith.config import validate_config
+from tunesmith.data.augment import lexicon
 from tunesmith.errors import UserError
 from tunesmith.stages.data import augment_train, encode_data, load_data
 from tunesmith.stages.plan import plan_run
@@ -92,3 +93,12 @@ def test_a_tiny_ner_run_with_mention_replacement_keeps_its_tags(tiny_model: str,
 def test_bad_augmentation_settings_are_refused_by_name(settings: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         validate_config({"data": {"train": "train.csv"}, **settings}, "config.yaml")
+
+
+def test_without_wordnet_a_synonym_run_stops_before_its_folder(
+    tiny_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexicon, "installed_version", lambda name: None)
+    with pytest.raises(UserError, match=r"tunesmith\[augment\]"):
+        tunesmith.finetune({**tiny_config, "augmentation": {"operations": ["swap", "synonym"]}})
+    assert not Path(tiny_config["output_dir"]).exists()

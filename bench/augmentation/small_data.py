@@ -6,6 +6,12 @@ once as it is and once with `augmentation:` (the same seed for the sample, the m
 batches and the augmentation), and scored on the whole SST-2 dev set (872 rows). Prints and writes
 dev accuracy per run and mean ± standard deviation (ddof 1) per size and arm.
 
+The augmented runs take more optimizer steps (the same epochs over about 2.7 times the rows), so a
+third arm, "matched", trains on the plain sample for as many steps as the augmented run of the same
+size and seed (training.max_steps): more steps alone, against more steps with edited rows.
+`--arms matched --steps-from FILE` runs only that arm, taking the step counts from an earlier
+output, whose runs it keeps in its own output.
+
     OMP_NUM_THREADS=1 nice -n 10 python bench/augmentation/small_data.py            # the figures in bench/RESULTS.md
     OMP_NUM_THREADS=1 nice -n 10 python bench/augmentation/small_data.py --sizes 200 --seeds 1   # a quick look
 """
@@ -38,7 +44,9 @@ def write_sample(rows: list[tuple[str, str]], size: int, seed: int, path: Path) 
     return path
 
 
-def run_once(train: Path, seed: int, augmentation: dict | None, args: argparse.Namespace, folder: Path) -> dict:
+def run_once(
+    train: Path, seed: int, augmentation: dict | None, args: argparse.Namespace, folder: Path, max_steps: int | None
+) -> dict:
     import tunesmith
 
     config = {
@@ -58,19 +66,28 @@ def run_once(train: Path, seed: int, augmentation: dict | None, args: argparse.N
             "seed": seed,
             "eval_each_epoch": False,
             "save_steps": None,
+            "max_steps": max_steps,
         },
         "doctor": {"enabled": False},
         "report": {"baselines": False, "explained_errors": 0},
     }
     if augmentation:
         config["augmentation"] = augmentation
+    if max_steps is not None:
+        # Enough epochs for max_steps to end the run (and shape its learning-rate schedule).
+        config["training"]["epochs"] = 1000
     started = time.process_time()
     run = tunesmith.finetune(config, overwrite=True)
     return {
         "accuracy": run.metrics["validation"]["accuracy"],
         "train_rows": run.metrics["training"]["examples"]["train"],
+        "steps": run.metrics["training"]["steps"],
         "cpu_seconds": round(time.process_time() - started, 1),
     }
+
+
+def steps_of(rows: int, args: argparse.Namespace) -> int:
+    return -(-rows // args.batch_size) * args.epochs
 
 
 def summary(values: list[float]) -> dict:
@@ -88,8 +105,11 @@ def main() -> int:
     parser.add_argument("--operations", default="swap,delete,insert,synonym,cutoff")
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--copies", type=int, default=2, help="augmented rows per training row (default 2)")
+    parser.add_argument("--arms", default="plain,augmented,matched", help="which arms to run, of these three")
+    parser.add_argument("--steps-from", help="an earlier output holding the augmented runs (for --arms matched)")
     parser.add_argument("--output", default="bench/augmentation/small_data.json")
     args = parser.parse_args()
+    arms = args.arms.split(",")
     import torch
 
     torch.set_num_threads(1)
@@ -99,18 +119,31 @@ def main() -> int:
     rows = read_tsv(DATA / "train.tsv")
     augmentation = {"operations": args.operations.split(","), "alpha": args.alpha, "copies": args.copies}
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k != "output"}, "runs": [], "summary": {}}
+    if args.steps_from:
+        results["runs"] = json.loads(Path(args.steps_from).read_text())["runs"]
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         for size in [int(size) for size in args.sizes.split(",")]:
             for seed in range(args.seeds):
                 train = write_sample(rows, size, seed, folder / f"train-{size}-{seed}.tsv")
-                for arm, options in (("plain", None), ("augmented", augmentation)):
-                    measured = run_once(train, seed, options, args, folder / "run")
+                for arm in arms:
+                    steps = None
+                    if arm == "matched":
+                        # Outputs from before runs recorded their steps: one epoch is ceil(rows / batch) steps.
+                        steps = next(
+                            r.get("steps") or steps_of(r["train_rows"], args)
+                            for r in results["runs"]
+                            if (r["size"], r["seed"], r["arm"]) == (size, seed, "augmented")
+                        )
+                    options = augmentation if arm == "augmented" else None
+                    measured = run_once(train, seed, options, args, folder / "run", steps)
                     results["runs"].append({"size": size, "seed": seed, "arm": arm, **measured})
                     print(json.dumps(results["runs"][-1]), flush=True)
     for size in sorted({run["size"] for run in results["runs"]}):
-        for arm in ("plain", "augmented"):
+        for arm in ("plain", "augmented", "matched"):
             values = [r["accuracy"] for r in results["runs"] if r["size"] == size and r["arm"] == arm]
+            if not values:
+                continue
             results["summary"][f"{size}/{arm}"] = summary(values)
             figures = results["summary"][f"{size}/{arm}"]
             print(

@@ -139,6 +139,7 @@ def main() -> int:
                     measured = run_once(train, seed, options, args, folder / "run", steps)
                     results["runs"].append({"size": size, "seed": seed, "arm": arm, **measured})
                     print(json.dumps(results["runs"][-1]), flush=True)
+                    write(results, args.output)  # each run as it ends: an interrupted bench keeps what it measured
     for size in sorted({run["size"] for run in results["runs"]}):
         for arm in ("plain", "augmented", "matched"):
             values = [r["accuracy"] for r in results["runs"] if r["size"] == size and r["arm"] == arm]
@@ -149,9 +150,13 @@ def main() -> int:
             print(
                 f"{size:>5} rows  {arm:<10} dev accuracy {figures['mean']:.4f} ± {figures['std']:.4f} (n={len(values)})"
             )
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    write(results, args.output)
     return 0
+
+
+def write(results: dict, output: str) -> None:
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from tunesmith.config import (
     AdaLoraOptions,
     AdapterOptions,
     AdversarialOptions,
+    AugmentationOptions,
     CausalOptions,
     ClassificationOptions,
     ClozeOptions,
@@ -62,6 +63,7 @@ SECTIONS = [
     AdversarialOptions,
     RDropOptions,
     ContinualOptions,
+    AugmentationOptions,
 ]
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"

@@ -744,6 +744,32 @@ class ContinualOptions(_Section):
         return self
 
 
+AugmentOperation = Literal["swap", "delete", "insert", "synonym", "cutoff", "entity"]
+
+
+class AugmentationOptions(_Section):
+    """New training rows made by editing the training texts (docs/augmentation.md); other splits never."""
+
+    # The edits, one drawn at random for each new row: swap, delete, insert (a synonym), synonym
+    # (replacement), cutoff (a span of words) for text tasks; entity (mention replacement) for NER. Empty: none.
+    operations: list[AugmentOperation] = []
+    # EDA's alpha: the share of a text's words an edit touches (at least one); for entity, of its mentions.
+    alpha: float = Field(default=0.1, gt=0, le=1)
+    # New rows made from each training row (a copy identical to its row is left out).
+    copies: int = Field(default=1, gt=0, le=64)
+    # None: training.seed.
+    seed: int | None = None
+    # Sentence pairs: edit both texts, each on its own, or only the first.
+    pair_texts: Literal["both", "first"] = "both"
+
+    @field_validator("operations")
+    @classmethod
+    def _each_once(cls, operations: list[str]) -> list[str]:
+        if len(set(operations)) != len(operations):
+            raise ValueError("names an operation twice: give each once (new rows draw among them evenly)")
+        return operations
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved fully resolved as <run>/config.yaml."""
 
@@ -785,6 +811,7 @@ class RunConfig(_Section):
     adversarial: AdversarialOptions = AdversarialOptions()
     rdrop: RDropOptions = RDropOptions()
     continual: ContinualOptions = ContinualOptions()
+    augmentation: AugmentationOptions = AugmentationOptions()
     # Trackers fed the history records as training writes them (train/tracking.py); none by default.
     tracking: list[Literal["tensorboard", "wandb", "mlflow"]] = []
 
@@ -862,6 +889,29 @@ class RunConfig(_Section):
                 raise ValueError(
                     f"data.{option} swaps the texts of a pair; task {self.task} tags one token sequence: drop it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _augmentation_fits_the_task(self) -> RunConfig:
+        operations = self.augmentation.operations
+        if not operations:
+            return self
+        info = TASKS[self.task]
+        if info.generative or self.method != "finetune":
+            raise ValueError(
+                f"augmentation edits the training rows of method finetune on encoder tasks; task {self.task} with "
+                f"method {self.method} takes none: drop augmentation.operations"
+            )
+        if info.token_level and operations != ["entity"]:
+            raise ValueError(
+                f"task {self.task} tags every token, and word edits would misalign the tags: use "
+                "augmentation.operations: [entity] (mention replacement keeps them aligned)"
+            )
+        if not info.token_level and "entity" in operations:
+            raise ValueError(
+                f"augmentation operation entity replaces tagged mentions; task {self.task} has no tags: use "
+                "swap, delete, insert, synonym or cutoff"
+            )
         return self
 
     @model_validator(mode="after")

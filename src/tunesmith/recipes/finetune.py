@@ -15,7 +15,7 @@ from tunesmith.config import RunConfig, load_config, validate_config
 from tunesmith.continual.stage import forgetting, protect, read_old_task
 from tunesmith.predictor import Predictor
 from tunesmith.quiet import quiet_libraries
-from tunesmith.stages.data import encode_data, load_data, tokenize_splits
+from tunesmith.stages.data import augment_train, encode_data, load_data, tokenize_splits
 from tunesmith.stages.doctor import examine_data, save_findings
 from tunesmith.stages.evaluate import baseline_scores, evaluate_splits, training_figures
 from tunesmith.stages.model import build_model
@@ -64,6 +64,7 @@ def finetune(
         splits = encode_data(plan, loaded)
         old = read_old_task(plan)
         findings = examine_data(plan, loaded)
+        splits = augment_train(plan, splits)
         run = open_run_folder(plan)
         with GracefulStop() as stop, recording_status(plan, run):
             save_findings(plan, run, findings)

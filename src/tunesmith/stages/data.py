@@ -3,16 +3,20 @@
 `read_data` (`load_data`, then `encode_data`) checks the data (columns, labels, the metric
 the labels allow) and writes nothing, so that it runs before the run folder exists. The
 splits as read, before encoding, are what the data doctor examines (stages/doctor.py).
-`tokenize_splits` fills the tokenization cache; one process writes it and the others read it.
+`augment_train` adds the configured augmentation's rows to train (after the doctor has seen the
+data as read). `tokenize_splits` fills the tokenization cache; one process writes it and the others read it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.config import RunConfig
 from tunesmith.data import augment
+from tunesmith.data.augment import apply as augmentation
+from tunesmith.data.augment.lexicon import wordnet_synonyms
 from tunesmith.data.splits import LoadedData, load_splits
 from tunesmith.errors import UserError
 from tunesmith.tasks import reading_options
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     import datasets
 
     from tunesmith.stages.plan import Plan
+
+logger = logging.getLogger(__name__)
 
 EVALUATION_SPLITS = ("validation", "test")
 
@@ -75,6 +81,31 @@ def encode_data(plan: Plan, data: LoadedData) -> dict[str, datasets.Dataset]:
     if cfg.data.swap_pairs:
         splits["train"] = augment.swap_pairs(splits["train"])
     return splits
+
+
+def augment_train(plan: Plan, splits: dict[str, datasets.Dataset]) -> dict[str, datasets.Dataset]:
+    """The splits with train followed by the augmentation's new rows (augmentation.operations); the
+    evaluation splits as they were. Nothing changes when no operation is configured."""
+    options = plan.cfg.augmentation
+    if not options.operations:
+        return splits
+    seed = plan.cfg.training.seed if options.seed is None else options.seed
+    recipe = augmentation.Plan(list(options.operations), options.alpha, options.copies, seed, options.pair_texts)
+    train = splits["train"]
+    if plan.task.info.token_level:
+        augmented = augmentation.augment_entities(train, recipe, plan.task.names)
+    else:
+        lexical = [name for name in options.operations if name in augmentation.LEXICAL_OPERATIONS]
+        synonyms = wordnet_synonyms(lexical[0]) if lexical else None
+        augmented = augmentation.augment_texts(train, recipe, synonyms)
+    if plan.accelerator.is_main_process:
+        logger.info(
+            "Augmentation (%s): %d new training rows from %d.",
+            ", ".join(options.operations),
+            len(augmented) - len(train),
+            len(train),
+        )
+    return {**splits, "train": augmented}
 
 
 def text_columns(cfg: RunConfig) -> dict[str, str]:

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from torch import nn
 
+from tests.continual.tiny import CrossEntropy, Linear
 from tunesmith.continual.ewc import fisher_diagonal
-
-
-class Linear(nn.Module):
-    """logits = W x, called as a transformers model is (keyword inputs, `.logits` out)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(2, 2))
-
-    def forward(self, features: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=features @ self.weight.T)
-
-
-class CrossEntropy:
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        losses = nn.functional.cross_entropy(logits, targets, reduction="none")
-        return losses, torch.ones_like(losses)
 
 
 def test_fisher_diagonal_by_hand():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from torch import nn
 
+from tests.continual.tiny import CrossEntropy, Linear
 from tunesmith.continual.rehearsal import Replay, per_step, replay_count, replay_rows, rows_for_step
 from tunesmith.errors import UserError
 
@@ -41,24 +40,9 @@ def test_each_pass_over_the_steps_replays_every_row_once_in_a_new_order():
     assert [rows_for_step(rows, size, step, seed=1) for step in range(4)] == first
 
 
-class Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.tensor([[0.5, -1.0], [1.5, 0.25]]))
-
-    def forward(self, features: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=features @ self.weight.T)
-
-
-class CrossEntropy:
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        losses = nn.functional.cross_entropy(logits, targets, reduction="none")
-        return losses, torch.ones_like(losses)
-
-
 def test_replayed_rows_count_as_if_they_were_in_the_batch():
     torch.manual_seed(0)
-    model = Linear()
+    model = Linear([[0.5, -1.0], [1.5, 0.25]])
     new_x, new_y = torch.randn(3, 2), torch.tensor([0, 1, 1])
     old_x, old_y = torch.randn(2, 2), torch.tensor([1, 0])
     encoded = [{"features": old_x[i], "labels": old_y[i]} for i in range(2)]

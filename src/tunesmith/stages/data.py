@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from tunesmith.config import RunConfig
 from tunesmith.data import augment
-from tunesmith.data.augment import apply as augmentation
-from tunesmith.data.augment.lexicon import wordnet_synonyms
 from tunesmith.data.splits import LoadedData, load_splits
 from tunesmith.errors import UserError
 from tunesmith.tasks import reading_options
@@ -89,6 +87,10 @@ def augment_train(plan: Plan, splits: dict[str, datasets.Dataset]) -> dict[str, 
     options = plan.cfg.augmentation
     if not options.operations:
         return splits
+    # Here, not at the top: the edits read scikit-learn's stop words, which a run without augmentation never loads.
+    from tunesmith.data.augment import apply as augmentation
+    from tunesmith.data.augment.lexicon import wordnet_synonyms
+
     seed = plan.cfg.training.seed if options.seed is None else options.seed
     recipe = augmentation.Plan(list(options.operations), options.alpha, options.copies, seed, options.pair_texts)
     train = splits["train"]

@@ -638,6 +638,7 @@ def test_the_output_never_replaces_a_file_of_the_run_and_its_folder_must_exist(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data.csv", "eval.json"]
 
 
+@pytest.mark.slow
 def test_a_run_whose_model_ships_code_is_refused_even_when_the_terminal_says_yes(
     trained_run: Path, tmp_path: Path
 ) -> None:

@@ -109,6 +109,7 @@ def test_continued_pretraining_grows_the_vocabulary(tiny_model: str, tmp_path: P
     assert model.config.vocab_size == len(tokenizer) > len(before)
 
 
+@pytest.mark.slow
 def test_time_budget_ends_on_time_with_the_schedule_run_down(corpus: Path, tokenizer_dir: Path, tmp_path: Path):
     cfg = config(corpus, tokenizer_dir, tmp_path / "run", max_steps=None, epochs=1000, max_time="4s",
                  eval_steps=10_000, warmup_ratio=0.1)  # fmt: skip

@@ -300,6 +300,7 @@ def test_a_config_file_with_both_warmups_is_refused_naming_them() -> None:
         validate_config({"data": {"train": "x.csv"}, "training": {"warmup_steps": 5, "warmup_ratio": 0.1}}, "c.yaml")
 
 
+@pytest.mark.slow
 def test_a_time_budget_runs_a_cosine_schedule_down_by_the_end(tiny_config: dict) -> None:
     import json
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import shared_file
 from tests.data.doctor.helpers import checks, config, doctor
 
 
+@pytest.mark.slow
 def test_sst2_train_sentences_with_both_labels_and_test_sentences_in_train() -> None:
     folder = shared_file("sst2")
     data = {
@@ -39,6 +42,7 @@ def test_chnsenticorp_dev_texts_in_train_and_conflicting_duplicates() -> None:
     assert "(1,351 extra rows)" in duplicates.message
 
 
+@pytest.mark.slow
 def test_goemotions_repeated_texts_with_different_label_sets() -> None:
     folder = shared_file("goemotions")
     data = {

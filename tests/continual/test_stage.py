@@ -62,6 +62,8 @@ def test_a_new_task_starts_from_the_old_encoder_and_records_the_forgetting(train
     assert json.loads((trained_run / "labels.json").read_text()) == ["neg", "pos"]
     report = (run.path / "report.md").read_text()
     assert "## Continual learning" in report and "| validation |" in report
+    assert f"by way of the run `{found['from_run']}`" in report
+    assert f"(by way of the fine-tuned run `{trained_run.name}`)" in (run.path / "model" / "README.md").read_text()
 
 
 def test_new_data_for_the_same_task_keeps_the_old_head(trained_run: Path, tmp_path: Path):

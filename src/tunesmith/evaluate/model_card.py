@@ -91,6 +91,9 @@ def render(cfg: RunConfig, task: TaskInfo, metrics: dict[str, Any], names: list[
     training, settings = metrics["training"], cfg.training
     data = card_data(cfg, metrics)
     base = data.base_model or f"the local model `{cfg.model}`"
+    if cfg.continual.from_run is not None:
+        # The weights come from that run, itself fine-tuned from `base`; its task was scored before and after.
+        base += f" (by way of the fine-tuned run `{cfg.continual.from_run.name}`)"
     label_line = task.labels_summary.format(count=len(names))
     shown_names = ", ".join(f"`{name}`" for name in names[:30]) + (" ..." if len(names) > 30 else "")
     head = "AutoModelForTokenClassification" if task.token_level else "AutoModelForSequenceClassification"

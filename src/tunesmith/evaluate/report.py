@@ -150,10 +150,13 @@ def continual_table(continual: dict[str, Any]) -> str:
 def render(run_name: str, model: str, task: TaskInfo, metrics: dict[str, Any], names: list[str]) -> str:
     training = metrics["training"]
     what = task.labels_summary.format(count=len(names))
+    # A continual run's weights come from the run it continues, not straight from `model`.
+    continued = metrics.get("continual", {}).get("from_run")
+    source = f"model `{model}`" + (f" by way of the run `{continued}`" if continued else "")
     parts = [
         f"# Run {run_name}",
         "",
-        f"Task {task.name}, model `{model}`, {what}, {training['steps']} steps ({training['epochs']} epochs) "
+        f"Task {task.name}, {source}, {what}, {training['steps']} steps ({training['epochs']} epochs) "
         f"in {training['train_time_s']:.1f} s at {training['samples_per_s']:.1f} samples/s; "
         f"{training['trainable_parameters']:,} trainable of {training['total_parameters']:,} parameters; "
         f"peak memory {training['peak_memory_mb']:.0f} MB.",

@@ -3,27 +3,21 @@ every answer by status, and load-tests loopback addresses only."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.bench.scripts import bench_script
 from tests.serve.test_app import StandIn
 from tests.serve.test_page import served_in_a_thread
 from tunesmith.serve.settings import Settings
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "load_test.py"
 TEXTS = ["short", "a rather longer text", "mid length"]
 
 
 @pytest.fixture(scope="module")
 def load_test() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("load_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("load_test")
 
 
 def host_and_port(origin: str) -> tuple[str, int]:
